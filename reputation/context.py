@@ -1,0 +1,36 @@
+"""What every pipeline stage receives: the run id, the settings and the run's reference time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .config import Settings
+
+log = logging.getLogger("reputation")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """Shared, read-only state of one run.
+
+    A stage is a function ``build_x(con, ctx) -> int`` that reads canonical tables from the DuckDB
+    connection ``con``, writes its own table(s) (every row carrying ``ctx.run_id``), documents them
+    with :func:`reputation.store.comment_table`, and returns the number of rows it wrote.
+
+    Example
+    -------
+    >>> from datetime import datetime
+    >>> ctx = StageContext(run_id="r1", settings=Settings(), as_of=datetime(2026, 1, 31))
+    >>> ctx.run_id
+    'r1'
+    """
+
+    run_id: str
+    settings: Settings
+    as_of: datetime
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def info(self, message: str, *args: object) -> None:
+        log.info(message, *args)
