@@ -83,7 +83,7 @@ class Source:
     def pattern(self) -> str:
         """The absolute path or glob of the source's files."""
         p = Path(self.path)
-        return str(p if p.is_absolute() else self.base_dir / p)
+        return str(p if p.is_absolute() else (self.base_dir / p).resolve())
 
     def timestamp_format(self, column: str) -> TimestampFormat:
         return self.timestamps.get(column, "auto")
@@ -307,8 +307,8 @@ def parse_config(text: str, path: Path | str) -> Config:
         raise ConfigError("sources", "no source feeds table 'messages'", path)
     return Config(
         path=path,
-        database=database if database.is_absolute() else base / database,
-        exports=exports if exports.is_absolute() else base / exports,
+        database=database if database.is_absolute() else (base / database).resolve(),
+        exports=exports if exports.is_absolute() else (base / exports).resolve(),
         settings=settings,
         sources=sources,
         text=text,

@@ -236,7 +236,8 @@ STORED_TABLES: dict[str, StoredTable] = {
                 ("url", "VARCHAR", "URL carried by the message."),
                 ("url_domain", "VARCHAR", "Lower-cased host of url (or of the first URL in text)."),
                 ("source", "VARCHAR", "Config source the row came from."),
-                ("source_row", "BIGINT", "1-based row in the source file."),
+                ("source_file", "VARCHAR", "Input file the row came from."),
+                ("source_row", "BIGINT", "1-based data row in that file."),
             ),
         ),
         StoredTable(

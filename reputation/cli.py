@@ -1,0 +1,241 @@
+"""Command-line interface: ``reputation run | demo | generate | evaluate | explain | export``.
+
+Exit codes (for schedulers):
+
+====  ==============================================================================
+0     success
+1     the run failed in a stage (published results unchanged; see the runs table)
+2     usage or config error (the message names the key)
+3     input error: a missing or unreadable file, a mapped column a file lacks, no messages
+====  ==============================================================================
+
+Progress goes to stderr, and only when stderr is a terminal; logs stay quiet otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import ConfigError
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+log = logging.getLogger("reputation")
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger("reputation")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Progress:
+    """A spinner with the current stage on an interactive stderr; nothing otherwise."""
+
+    def __init__(self) -> None:
+        self.status = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+
+            self.status = Console(stderr=True).status("starting")
+
+    def __enter__(self) -> _Progress:
+        if self.status:
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status:
+            self.status.__exit__(*exc)
+
+    def __call__(self, message: str) -> None:
+        if self.status:
+            self.status.update(message)
+
+
+def _execute_run(config: Path, db: Path | None, exports: Path | None):  # noqa: ANN202 - RunResult
+    from .ingest import InputError
+    from .pipeline import RunFailed, run_pipeline
+
+    try:
+        with _Progress() as progress:
+            return run_pipeline(config, db, exports, progress=progress)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except InputError as exc:
+        _fail(f"{exc}\nThe run failed; the previously published results are unchanged.", EXIT_INPUT)
+    except RunFailed as exc:
+        _fail(f"{exc}\nThe run failed (run id {exc.run_id}); the previously published results are unchanged. "
+              "Re-run with -v for the full log.", EXIT_RUN_FAILED)
+
+
+def _print_summary(result, top: int = 10) -> None:  # noqa: ANN001
+    import duckdb
+
+    click.echo(f"run {result.run_id}: {result.status}")
+    click.echo(f"  rows read {result.rows_read:,}, quarantined {result.rows_quarantined:,}")
+    click.echo("  stages:")
+    for name, seconds, rows, peak in result.stages:
+        click.echo(f"    {name:<13} {rows:>12,} rows {seconds:8.2f} s  peak {peak:,.0f} MiB")
+    con = duckdb.connect(str(result.database), read_only=True)
+    try:
+        has_rep = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reputation'").fetchone()[0]
+        if has_rep:
+            click.echo("  verdicts: " + ", ".join(
+                f"{v} {n:,}" for v, n in con.execute(
+                    "SELECT verdict, count(*) FROM reputation GROUP BY verdict ORDER BY verdict").fetchall()))
+            rows = con.execute("""
+                SELECT identity_id, count(*) AS accounts, count(DISTINCT platform) AS platforms, max(score) AS score,
+                       string_agg(DISTINCT platform, ',' ORDER BY platform) AS on_platforms,
+                       list_distinct(flatten(list(flagged_on))) AS flagged_on
+                FROM reputation WHERE verdict = 'spam' GROUP BY identity_id
+                ORDER BY platforms DESC, score DESC, accounts DESC, identity_id LIMIT ?""", [top]).fetchall()
+            if rows:
+                click.echo(f"  top flagged identities across platforms (of those judged spam):")
+                for ident, n, k, score, plats, flagged in rows:
+                    click.echo(f"    {ident:<22} {n:>3} accounts on {plats:<28} score {score:.3f} "
+                               f"flagged on {','.join(flagged or []) or '-'}")
+    finally:
+        con.close()
+    click.echo(f"  database: {result.database}")
+    click.echo(f"  exports:  {result.exports}")
+    click.echo(f"  query it: duckdb {result.database}   (or: reputation explain --db {result.database} PLATFORM:ACCOUNT)")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reputation")
+@click.option("-v", "--verbose", count=True, help="Log stages (-v) or everything (-vv) to stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def main(verbose: int, quiet: bool) -> None:
+    """Cross-platform spammer reputation graph engine."""
+    _setup_logging(verbose, quiet)
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--db", type=click.Path(path_type=Path), help="Output database (overrides the config).")
+@click.option("--exports", type=click.Path(path_type=Path), help="Exports folder (overrides the config).")
+@click.option("--summary/--no-summary", default=True, help="Print a summary when done.")
+def run(config: Path, db: Path | None, exports: Path | None, summary: bool) -> None:
+    """Run every stage for CONFIG and publish the results atomically."""
+    result = _execute_run(config, db, exports)
+    if summary:
+        _print_summary(result)
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder to write.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
+@click.option("--accounts", default=3000, show_default=True, help="Approximate number of accounts.")
+@click.option("--platforms", default=3, show_default=True, help="Number of platforms.")
+@click.option("--days", default=60, show_default=True, help="Days of activity.")
+@click.option("--difficulty", type=click.Choice(["easy", "default", "adversarial"]), default="default",
+              show_default=True)
+@click.option("--messages", type=int, default=None, help="Target message count (overrides --accounts).")
+def generate(out_dir: Path, seed: int, accounts: int, platforms: int, days: int, difficulty: str,
+             messages: int | None) -> None:
+    """Write a synthetic multi-platform world with ground truth and a ready pipeline.toml."""
+    from .generate import generate_world
+
+    summary = generate_world(out_dir, seed=seed, accounts=accounts, platforms=platforms, days=days,
+                             difficulty=difficulty, messages=messages)
+    click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+
+
+@main.command()
+@click.option("--dir", "out_dir", default="demo", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for the generated world and the database.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--accounts", default=3000, show_default=True)
+def demo(out_dir: Path, seed: int, accounts: int) -> None:
+    """Generate a small world, run the whole pipeline on it, and print a summary."""
+    from .generate import generate_world
+
+    click.echo(f"generating a synthetic world in {out_dir} ...")
+    world = generate_world(out_dir, seed=seed, accounts=accounts)
+    click.echo(f"  {world.messages:,} messages, {world.accounts:,} accounts on {world.to_dict().get('platforms', 3)} "
+               f"platforms; ground truth in {out_dir / 'truth'}")
+    result = _execute_run(Path(world.config_path), None, None)
+    _print_summary(result)
+    click.echo(f"  evaluate: reputation evaluate --db {result.database} --truth {out_dir / 'truth'}")
+
+
+@main.command()
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--truth", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True)
+def evaluate(db: Path, truth: Path, fmt: str) -> None:
+    """Score a run's database against a generated world's ground truth."""
+    from .evaluate import evaluate_database, render_table
+
+    report = evaluate_database(db, truth)
+    click.echo(json.dumps(report, indent=2, default=float) if fmt == "json" else render_table(report))
+
+
+@main.command()
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("target")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--graph", "graph_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the evidence subgraph as GraphML.")
+def explain(db: Path, target: str, fmt: str, graph_file: Path | None) -> None:
+    """Print the evidence behind TARGET's score (TARGET is PLATFORM:ACCOUNT)."""
+    import duckdb
+
+    from . import explain as ex
+
+    if ":" not in target:
+        _fail(f"expected PLATFORM:ACCOUNT, got {target!r}", EXIT_USAGE)
+    platform, account = target.split(":", 1)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        try:
+            expl = ex.explain(con, platform, account)
+        except KeyError as exc:
+            _fail(str(exc.args[0]) if exc.args else f"unknown account {target}", EXIT_USAGE)
+        click.echo(json.dumps(expl, indent=2, default=str) if fmt == "json" else ex.render_text(expl))
+        if graph_file:
+            ex.write_graphml(con, platform, account, graph_file)
+            click.echo(f"evidence graph written to {graph_file}", err=True)
+    finally:
+        con.close()
+
+
+@main.command()
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--platform", required=True)
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl", "stix"]), required=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--min-score", type=float, default=None, help="Only accounts with at least this score.")
+def export(db: Path, platform: str, fmt: str, out: Path, min_score: float | None) -> None:
+    """Write one platform's reputation export."""
+    import duckdb
+
+    from .export import export_platform
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        n = export_platform(con, platform, fmt, out, min_score=min_score)
+    except KeyError as exc:
+        _fail(str(exc.args[0]) if exc.args else f"unknown platform {platform}", EXIT_USAGE)
+    finally:
+        con.close()
+    click.echo(f"{n:,} rows written to {out}", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,506 @@
+"""Ingest: read every configured source into the canonical tables, or into quarantine with a reason.
+
+Each file is read by DuckDB (Parquet natively; CSV with every column as text; NDJSON line by line, so
+that one malformed line is one quarantined row rather than a failed file), mapped onto canonical
+columns, validated and typed in one set-wise SQL pass. A row that fails any check goes to
+``quarantine`` with the source, file, row number, field, reason and the raw row (identifier fields as
+hashes, text cut to 1,000 characters); every other row is stored. Per source, rows read = rows stored +
+rows quarantined, which ``run_sources`` records.
+
+Whole-file problems — a missing file, an unreadable Parquet file, a mapped column the file does not
+have — raise :class:`InputError`, which names the file and the column; the run fails and the
+previously published results stay as they were.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from .config import Config, Source
+from .hashing import hmac_sql, key_pads, normalise_sql
+from .schema import INPUT_TABLES, LABEL_VOCABULARY, STORED_TABLES, InputColumn
+from .store import comment_table
+
+log = logging.getLogger("reputation")
+
+MAX_ID_CHARS = 1_000
+RAW_TEXT_CHARS = 1_000
+MAX_LINE_BYTES = 64 * 1024 * 1024
+# Canonical input table → stored table name (known same-person links are stored as known_links, since
+# `links` is the scored output of linkage).
+STORED_NAME = {"messages": "messages", "accounts": "_accounts_directory", "flags": "flags",
+               "links": "known_links", "overrides": "overrides"}
+_PROVENANCE = ("source", "source_file", "source_row")
+_REDACT = (  # best-effort masking of identifiers in raw lines that could not be parsed into fields
+    (r"[^\s@,;\"'<>]+@[^\s@,;\"'<>]+", "[email]"),
+    (r"\b\d{1,3}(\.\d{1,3}){3}\b", "[ip]"),
+    (r"\+?\d[\d ().-]{7,}\d", "[number]"),
+)
+
+
+class InputError(RuntimeError):
+    """An input file cannot be used at all; the message names the source, file and field."""
+
+
+@dataclass
+class SourceCounts:
+    """Row accounting of one source: rows_read = rows_stored + rows_quarantined."""
+
+    source: str
+    table: str
+    files: int = 0
+    rows_read: int = 0
+    rows_stored: int = 0
+    rows_quarantined: int = 0
+
+
+def _bind(sql: str, params: dict[str, object]) -> dict[str, object]:
+    """The subset of ``params`` that ``sql`` names (DuckDB rejects unused named parameters)."""
+    return {k: v for k, v in params.items() if re.search(r"\$" + re.escape(k) + r"\b", sql)}
+
+
+def _qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def create_input_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the canonical tables ingest writes into, and ``quarantine``."""
+    con.execute(STORED_TABLES["quarantine"].ddl())
+    con.execute(STORED_TABLES["messages"].ddl())
+    for name in ("flags", "known_links", "overrides"):
+        con.execute(STORED_TABLES[name].ddl())
+    # Directory rows before merging into `accounts` (one row per account seen anywhere).
+    con.execute("""CREATE TABLE _accounts_directory (run_id VARCHAR, platform VARCHAR, account VARCHAR,
+        created_at TIMESTAMP, handle VARCHAR, display_name VARCHAR, email_hash VARCHAR, phone_hash VARCHAR,
+        source VARCHAR, source_file VARCHAR, source_row BIGINT, source_seq INTEGER)""")
+
+
+# ---------------------------------------------------------------------------------------------------
+# SQL expressions per column kind. `s` is the column as read (VARCHAR).
+
+def _time_sql(s: str, fmt: str) -> str:
+    iso = f"TRY_CAST({s} AS TIMESTAMPTZ)::TIMESTAMP"
+    num = f"TRY_CAST({s} AS DOUBLE)"
+    epoch_s = f"make_timestamp(CAST(round({num} * 1e6) AS BIGINT))"
+    epoch_ms = f"make_timestamp(CAST(round({num} * 1e3) AS BIGINT))"
+    if fmt == "iso8601":
+        return iso
+    if fmt == "epoch_s":
+        return f"CASE WHEN abs({num}) < 1e13 THEN {epoch_s} END"
+    if fmt == "epoch_ms":
+        return f"CASE WHEN abs({num}) < 1e16 THEN {epoch_ms} END"
+    # auto: numbers of 11+ digits are milliseconds, smaller numbers seconds, anything else ISO 8601.
+    return (f"CASE WHEN {num} IS NULL THEN {iso} WHEN abs({num}) >= 1e11 AND abs({num}) < 1e16 THEN {epoch_ms} "
+            f"WHEN abs({num}) < 1e11 THEN {epoch_s} END")
+
+
+def _typed_sql(table: str, col: InputColumn, s: str, fmt: str) -> str:
+    if col.kind == "id":
+        return f"nullif(trim({s}), '')"
+    if col.kind == "text":
+        return s
+    if col.kind == "time":
+        return _time_sql(s, fmt)
+    if col.kind == "number":
+        return f"TRY_CAST({s} AS DOUBLE)"
+    if col.kind == "identifier":
+        return hmac_sql(col.name, normalise_sql(col.name, s))
+    if col.kind == "label":
+        return f"lower(trim({s}))"
+    raise AssertionError(col.kind)
+
+
+def _checks(table: str, col: InputColumn, s: str, typed: str, max_text: int) -> list[tuple[str, str]]:
+    """(condition, reason SQL) pairs for one column, in the order they are tested."""
+    name = col.name
+    out: list[tuple[str, str]] = []
+    if col.required:
+        out.append((f"nullif(trim({s}), '') IS NULL", f"'missing required field {name}'"))
+    out.append((f"strpos({s}, chr(0)) > 0", f"'NUL byte in field {name}'"))
+    if col.kind == "id":
+        out.append((f"length({s}) > {MAX_ID_CHARS}", f"'field {name} is longer than {MAX_ID_CHARS} characters'"))
+    if col.kind == "text":
+        out.append((f"length({s}) > {max_text}",
+                    f"'field {name} is ' || length({s}) || ' characters long, over settings.max_text_chars = "
+                    f"{max_text}'"))
+    if col.kind in ("time", "number"):
+        what = "timestamp" if col.kind == "time" else "number"
+        out.append((f"nullif(trim({s}), '') IS NOT NULL AND {typed} IS NULL",
+                    f"'unparseable {what} in field {name}: ' || left({s}, 60)"))
+    if col.kind == "time":
+        out.append((f"{typed} IS NOT NULL AND (year({typed}) < 1970 OR year({typed}) > 2100)",
+                    f"'timestamp in field {name} is outside 1970..2100: ' || left({s}, 60)"))
+    if col.name == "confidence":
+        out.append((f"{typed} IS NOT NULL AND ({typed} < 0 OR {typed} > 1 OR isnan({typed}))",
+                    f"'confidence ' || {s} || ' is outside 0..1'"))
+    vocab = LABEL_VOCABULARY.get((table, name))
+    if vocab:
+        allowed = ", ".join(vocab)
+        listed = ", ".join(f"'{v}'" for v in vocab)
+        out.append((f"{typed} IS NOT NULL AND {typed} NOT IN ({listed})",
+                    f"'unknown {name} ' || left({s}, 60) || ' (expected one of {allowed})'"))
+    return out
+
+
+def _row_checks(table: str, typed: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Whole-row checks: (condition, field, reason SQL)."""
+    if table == "messages":
+        return [(f"{typed['recipient']} IS NULL AND {typed['channel']} IS NULL", "recipient",
+                 "'message has neither recipient nor channel'")]
+    if table == "links":
+        return [(f"{typed['platform_a']} = {typed['platform_b']} AND {typed['account_a']} = {typed['account_b']}",
+                 "account_b", "'link joins an account to itself'")]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------------
+# Readers: each returns SQL selecting __row (1-based data row) and one VARCHAR column per mapped field.
+
+def _csv_options(source: Source) -> str:
+    delim = "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
+    return (f"all_varchar = true, header = {str(source.csv.header).lower()}, delim = {_sql_str(delim)}, "
+            f"quote = {_sql_str(source.csv.quote)}, escape = {_sql_str(source.csv.quote)}, "
+            f"max_line_size = {MAX_LINE_BYTES}")
+
+
+def _sql_str(text: str) -> str:
+    # Reader options are our own config values of one character, quoted as literals (DuckDB table
+    # functions take named options as constants).
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _file_columns(con: duckdb.DuckDBPyConnection, source: Source, path: str) -> list[str]:
+    if source.format == "parquet":
+        q = "SELECT name FROM parquet_schema($f) WHERE name <> 'schema' AND num_children IS NULL"
+        try:
+            return [r[0] for r in con.execute(q, {"f": path}).fetchall()]
+        except duckdb.Error as exc:
+            raise InputError(f"source {source.name!r}: cannot read Parquet file {path}: {_first_line(exc)}") from None
+    q = f"DESCRIBE SELECT * FROM read_csv($f, {_csv_options(source)})"
+    try:
+        return [r[0] for r in con.execute(q, {"f": path}).fetchall()]
+    except duckdb.Error as exc:
+        raise InputError(f"source {source.name!r}: cannot read CSV header of {path}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _check_mapped(source: Source, path: str, available: list[str]) -> None:
+    for canonical, column in source.columns.items():
+        if column not in available:
+            raise InputError(
+                f"source {source.name!r}: file {path} has no column {column!r} (mapped to {canonical}); "
+                f"its columns are {available}")
+
+
+def _reader_sql(source: Source) -> str:
+    """SQL over parameter $f yielding __row (1-based data row) and s_<canonical> VARCHAR columns.
+
+    NDJSON is read as text lines (so one malformed line is one quarantined row) and also yields
+    ``line`` and ``__ok`` (the line is a JSON object).
+    """
+    if source.format == "ndjson":
+        cols = [f"CASE WHEN __ok THEN json_extract_string(line, $p_{c}) END AS s_{c}" for c in source.columns]
+        lines = ("SELECT line, row_number() OVER () AS __row FROM read_csv($f, columns = {'line': 'VARCHAR'}, "
+                 "header = false, delim = chr(31), quote = '', escape = '', auto_detect = false, "
+                 f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, rejects_table = '_rej_errors', "
+                 "rejects_scan = '_rej_scans')")
+        objects = ("SELECT *, coalesce(json_valid(line) AND json_type(line) = 'OBJECT', false) AS __ok "
+                   f"FROM ({lines}) WHERE line IS NOT NULL AND trim(line) <> ''")
+        return f"SELECT {', '.join(['__row', 'line', '__ok', *cols])} FROM ({objects})"
+    cols = [f"CAST({_qi(column)} AS VARCHAR) AS s_{c}" for c, column in source.columns.items()]
+    select = ", ".join(["__row", *cols])
+    if source.format == "parquet":
+        scan = "SELECT *, file_row_number + 1 AS __row FROM read_parquet($f, file_row_number = true)"
+    else:
+        scan = (f"SELECT *, row_number() OVER () AS __row FROM read_csv($f, {_csv_options(source)}, "
+                "store_rejects = true, rejects_table = '_rej_errors', rejects_scan = '_rej_scans')")
+    return f"SELECT {select} FROM ({scan})"
+
+
+def _redact_sql(expr: str) -> str:
+    for pattern, token in _REDACT:
+        expr = f"regexp_replace({expr}, {_sql_str(pattern)}, {_sql_str(token)}, 'g')"
+    return expr
+
+
+class _FileIngest:
+    """Validate one file of one source and write its rows to the stored table or to quarantine."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: Source, seq: int, run_id: str, key: bytes,
+                 max_text: int):
+        self.con, self.source, self.seq, self.run_id, self.max_text = con, source, seq, run_id, max_text
+        self.pads = key_pads(key)
+        self.table = INPUT_TABLES[source.table]
+
+    def params(self, path: str) -> dict[str, object]:
+        p: dict[str, object] = {"f": path, "run_id": self.run_id, "source": self.source.name}
+        for canonical in self.source.columns:
+            if self.source.format == "ndjson":
+                p[f"p_{canonical}"] = '$."' + self.source.columns[canonical].replace('"', '\\"') + '"'
+        for canonical, value in self.source.constants.items():
+            p[f"c_{canonical}"] = value
+        p.update(self.pads)
+        return p
+
+    def run(self, path: str) -> tuple[int, int, int]:
+        con, source = self.con, self.source
+        if os.path.getsize(path) == 0:
+            log.warning("source %s: file %s is empty", source.name, path)
+            return 0, 0, 0
+        if source.format in ("parquet", "csv"):
+            available = _file_columns(con, source, path)
+            _check_mapped(source, path, available)
+        params = self.params(path)
+        string_of: dict[str, str] = {}
+        for col in self.table.columns:
+            if col.name in source.columns:
+                string_of[col.name] = f"s_{col.name}"
+            elif col.name in source.constants:
+                string_of[col.name] = f"CAST($c_{col.name} AS VARCHAR)"
+            else:
+                string_of[col.name] = "CAST(NULL AS VARCHAR)"
+        typed = {c.name: _typed_sql(self.table.name, c, string_of[c.name], source.timestamp_format(c.name))
+                 for c in self.table.columns}
+        conditions: list[tuple[str, str, str]] = []
+        if source.format == "ndjson":
+            conditions.append(("NOT __ok", "", "'line is not a JSON object'"))
+        for c in self.table.columns:
+            if c.name in source.columns or c.name in source.constants or c.required:
+                for cond, reason in _checks(self.table.name, c, string_of[c.name], typed[c.name], self.max_text):
+                    conditions.append((cond, c.name, reason))
+        conditions += _row_checks(self.table.name, typed)
+        reason_case = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, _, r in conditions) + " END"
+        field_case = "CASE " + " ".join(f"WHEN {c} THEN {_sql_str(f) if f else 'NULL'}" for c, f, _ in conditions) + " END"
+        mapped = [c for c in self.table.columns if c.name in source.columns or c.name in source.constants]
+        raw_parts = []
+        for c in mapped:
+            value = typed[c.name] if c.kind == "identifier" else f"left({string_of[c.name]}, {RAW_TEXT_CHARS})"
+            key = c.name + ("_hash" if c.kind == "identifier" else "")
+            raw_parts += [_sql_str(key), value]
+        raw_json = f"json_object({', '.join(raw_parts)})::VARCHAR" if raw_parts else "'{}'"
+        if source.format == "ndjson":
+            raw_json = f"CASE WHEN __ok THEN {raw_json} ELSE {_redact_sql(f'left(line, {RAW_TEXT_CHARS})')} END"
+        reader = _reader_sql(source)
+        con.execute("DROP TABLE IF EXISTS _rej_errors; DROP TABLE IF EXISTS _rej_scans; DROP TABLE IF EXISTS _v")
+        select_typed = ", ".join(f"{typed[c.name]} AS {_qi('t_' + c.name)}" for c in self.table.columns)
+        sql = (f"CREATE TEMP TABLE _v AS SELECT __row, {select_typed}, {reason_case} AS __reason, "
+               f"{field_case} AS __field, CASE WHEN ({reason_case}) IS NOT NULL THEN {raw_json} END AS __raw "
+               f"FROM ({reader})")
+        try:
+            con.execute(sql, _bind(sql, params))
+        except duckdb.Error as exc:
+            raise InputError(f"source {source.name!r}: cannot read {source.format} file {path}: "
+                             f"{_first_line(exc)}") from None
+        rejected = self._rejects(path) if source.format != "parquet" else 0
+        n_read, n_bad = con.execute("SELECT count(*), count(__reason) FROM _v").fetchone()
+        self._store(path, params)
+        con.execute("DROP TABLE _v")
+        return n_read + rejected, n_read - n_bad, n_bad + rejected
+
+    def _rejects(self, path: str) -> int:
+        """Quarantine lines the CSV reader rejected, and renumber good rows past them."""
+        con = self.con
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rej_errors'").fetchone()[0]
+        if not exists:
+            return 0
+        header = 1 if (self.source.format == "csv" and self.source.csv.header) else 0
+        con.execute("""CREATE OR REPLACE TEMP TABLE _rej AS
+            SELECT line - $header AS rec, arg_min(error_type, column_idx) AS error_type,
+                   arg_min(column_name, column_idx) AS column_name, arg_min(error_message, column_idx) AS msg,
+                   arg_min(csv_line, column_idx) AS csv_line
+            FROM _rej_errors GROUP BY line""", {"header": header})
+        n = con.execute("SELECT count(*) FROM _rej").fetchone()[0]
+        if not n:
+            return 0
+        field_of = {v: k for k, v in self.source.columns.items()}
+        con.execute(f"""INSERT INTO quarantine
+            SELECT $run_id, $source, $f, rec, map_extract_value($fields, column_name),
+                   CASE error_type WHEN 'INVALID ENCODING' THEN 'invalid UTF-8 bytes (file must be UTF-8)'
+                        WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line longer than {MAX_LINE_BYTES} bytes'
+                        ELSE lower(error_type) || ': ' || msg END,
+                   {_redact_sql(f'left(csv_line, {RAW_TEXT_CHARS})')}
+            FROM _rej""", {"run_id": self.run_id, "source": self.source.name, "f": path,
+                           "fields": field_of or {"": ""}})
+        # Good rows were numbered among good rows only; shift each past the rejected records before it.
+        con.execute("""CREATE OR REPLACE TEMP TABLE _rej_g AS
+            SELECT rec - row_number() OVER (ORDER BY rec) AS g, row_number() OVER (ORDER BY rec) AS i FROM _rej""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE _v AS
+            SELECT v.* REPLACE (v.__row + coalesce(r.i, 0) AS __row) FROM _v v ASOF LEFT JOIN _rej_g r ON v.__row > r.g""")
+        return n
+
+    def _store(self, path: str, params: dict[str, object]) -> None:
+        con, table = self.con, self.table
+        p = {"run_id": self.run_id, "source": self.source.name, "f": path}
+        con.execute("""INSERT INTO quarantine SELECT $run_id, $source, $f, __row, __field, __reason, __raw
+                       FROM _v WHERE __reason IS NOT NULL ORDER BY __row""", p)
+        stored = STORED_NAME[table.name]
+        cols = [("t_" + c.name) for c in table.columns]
+        names = [c.name + ("_hash" if c.kind == "identifier" else "") for c in table.columns]
+        if table.name == "messages":
+            extra_names = ["url_domain", *_PROVENANCE]
+            extra = [_domain_sql(), "$source", "$f", "__row"]
+        elif table.name == "accounts":
+            extra_names = [*_PROVENANCE, "source_seq"]
+            extra = ["$source", "$f", "__row", str(self.seq)]
+        else:
+            extra_names, extra = [], []
+        select = ", ".join(["$run_id", *[_qi(c) for c in cols], *extra])
+        target = ", ".join(["run_id", *names, *extra_names])
+        sql = f"INSERT INTO {stored} ({target}) SELECT {select} FROM _v WHERE __reason IS NULL"
+        con.execute(sql, _bind(sql, p))
+
+
+def _domain_sql() -> str:
+    """Lower-cased host of the url column, else of the first URL in the text."""
+    pattern = r"https?://(?:[^@/\s]*@)?([A-Za-z0-9.-]+)"
+    return (f"lower(coalesce(nullif(regexp_extract(t_url, {_sql_str(pattern)}, 1), ''), "
+            f"nullif(regexp_extract(t_text, {_sql_str(pattern)}, 1), '')))")
+
+
+def expand_files(source: Source) -> list[str]:
+    """The files a source's path or glob matches, sorted; InputError when there are none."""
+    pattern = source.pattern
+    files = sorted(f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f))
+    if not files:
+        what = "matches no file" if glob.has_magic(pattern) else "does not exist"
+        raise InputError(f"source {source.name!r}: input {pattern} {what}")
+    return files
+
+
+def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, key: bytes,
+                   on_file: Callable[[str, str], None] | None = None) -> list[SourceCounts]:
+    """Read every source of ``config`` into the canonical tables; returns per-source row accounting."""
+    create_input_tables(con)
+    counts = []
+    for seq, source in enumerate(config.sources):
+        files = expand_files(source)
+        sc = SourceCounts(source=source.name, table=source.table, files=len(files))
+        worker = _FileIngest(con, source, seq, run_id, key, config.settings.max_text_chars)
+        for path in files:
+            if on_file:
+                on_file(source.name, path)
+            read, stored, quarantined = worker.run(path)
+            sc.rows_read += read
+            sc.rows_stored += stored
+            sc.rows_quarantined += quarantined
+        counts.append(sc)
+        log.info("source %s: %d files, %d rows read, %d stored, %d quarantined", source.name, sc.files,
+                 sc.rows_read, sc.rows_stored, sc.rows_quarantined)
+    moved = _quarantine_duplicate_messages(con)
+    if moved:
+        by_source = dict(con.execute(
+            "SELECT source, count(*) FROM quarantine WHERE reason LIKE 'duplicate message_id%' GROUP BY source"
+        ).fetchall())
+        for sc in counts:
+            n = by_source.get(sc.source, 0)
+            sc.rows_stored -= n
+            sc.rows_quarantined += n
+    return counts
+
+
+def _quarantine_duplicate_messages(con: duckdb.DuckDBPyConnection) -> int:
+    """Move every repeat of a (platform, message_id) after its first occurrence to quarantine."""
+    dup_keys = con.execute("""CREATE OR REPLACE TEMP TABLE _dup_keys AS
+        SELECT platform, message_id FROM messages WHERE message_id IS NOT NULL
+        GROUP BY ALL HAVING count(*) > 1""").fetchall()
+    del dup_keys
+    if not con.execute("SELECT count(*) FROM _dup_keys").fetchone()[0]:
+        return 0
+    con.execute("""CREATE OR REPLACE TEMP TABLE _dups AS
+        SELECT m.*, first_value(m.source) OVER w AS first_source, first_value(m.source_file) OVER w AS first_file,
+               first_value(m.source_row) OVER w AS first_row, row_number() OVER w AS k
+        FROM messages m SEMI JOIN _dup_keys d ON m.platform = d.platform AND m.message_id = d.message_id
+        WINDOW w AS (PARTITION BY m.platform, m.message_id ORDER BY m.source_file, m.source_row
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)""")
+    con.execute("""INSERT INTO quarantine
+        SELECT run_id, source, source_file, source_row, 'message_id',
+               'duplicate message_id ' || message_id || ' (first seen in ' || first_file || ' row ' || first_row || ')',
+               json_object('platform', platform, 'sender', sender, 'recipient', recipient, 'channel', channel,
+                           'sent_at', sent_at, 'text', left(text, 1000), 'message_id', message_id,
+                           'device_hash', device_hash, 'ip_hash', ip_hash)::VARCHAR
+        FROM _dups WHERE k > 1""")
+    n = con.execute("SELECT count(*) FROM _dups WHERE k > 1").fetchone()[0]
+    con.execute("""DELETE FROM messages m USING _dups d
+        WHERE d.k > 1 AND m.source_file = d.source_file AND m.source_row = d.source_row""")
+    return n
+
+
+def build_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """Create ``accounts``: one row per (platform, account) seen anywhere, directory fields merged.
+
+    When several directory rows describe one account, each field takes the first non-null value in
+    config source order, then file and row order.
+    """
+    con.execute("""CREATE TABLE accounts AS
+        WITH dir AS (
+            SELECT platform, account,
+                   arg_min(created_at, (source_seq, source_file, source_row)) FILTER (created_at IS NOT NULL) AS created_at,
+                   arg_min(handle, (source_seq, source_file, source_row)) FILTER (handle IS NOT NULL) AS handle,
+                   arg_min(display_name, (source_seq, source_file, source_row)) FILTER (display_name IS NOT NULL) AS display_name,
+                   arg_min(email_hash, (source_seq, source_file, source_row)) FILTER (email_hash IS NOT NULL) AS email_hash,
+                   arg_min(phone_hash, (source_seq, source_file, source_row)) FILTER (phone_hash IS NOT NULL) AS phone_hash
+            FROM _accounts_directory GROUP BY platform, account),
+        seen AS (
+            SELECT platform, sender AS account FROM messages
+            UNION SELECT platform, recipient FROM messages WHERE recipient IS NOT NULL
+            UNION SELECT platform, account FROM flags
+            UNION SELECT platform, account FROM overrides
+            UNION SELECT platform_a, account_a FROM known_links
+            UNION SELECT platform_b, account_b FROM known_links
+            UNION SELECT platform, account FROM dir)
+        SELECT $run_id AS run_id, s.platform, s.account, d.created_at, d.handle, d.display_name, d.email_hash,
+               d.phone_hash, d.account IS NOT NULL AS in_directory
+        FROM seen s LEFT JOIN dir d ON s.platform = d.platform AND s.account = d.account
+        ORDER BY s.platform, s.account""", {"run_id": run_id})
+    con.execute("DROP TABLE _accounts_directory")
+    _document(con, "accounts")
+    return con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+
+
+def build_identifiers(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """Create ``identifiers``: each account's identifier hashes and how many accounts share each value."""
+    con.execute("""CREATE TABLE identifiers AS
+        WITH uses AS (
+            SELECT platform, sender AS account, 'device' AS kind, device_hash AS value_hash, count(*) AS uses
+            FROM messages WHERE device_hash IS NOT NULL GROUP BY ALL
+            UNION ALL
+            SELECT platform, sender, 'ip', ip_hash, count(*) FROM messages WHERE ip_hash IS NOT NULL GROUP BY ALL
+            UNION ALL
+            SELECT platform, account, 'email', email_hash, 1 FROM accounts WHERE email_hash IS NOT NULL
+            UNION ALL
+            SELECT platform, account, 'phone', phone_hash, 1 FROM accounts WHERE phone_hash IS NOT NULL)
+        SELECT $run_id AS run_id, platform, account, kind, value_hash, uses,
+               count(*) OVER (PARTITION BY kind, value_hash) AS accounts_sharing
+        FROM uses ORDER BY platform, account, kind, value_hash""", {"run_id": run_id})
+    _document(con, "identifiers")
+    return con.execute("SELECT count(*) FROM identifiers").fetchone()[0]
+
+
+def _document(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    t = STORED_TABLES[name]
+    comment_table(con, name, t.doc, {c: d for c, _, d in t.columns})
+
+
+def finish_input_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Document the ingested tables."""
+    for name in ("quarantine", "messages", "flags", "known_links", "overrides"):
+        _document(con, name)
+
+
+def source_path_for_display(path: str, base: Path) -> str:
+    """``path`` relative to ``base`` when below it (for short log lines)."""
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return path

@@ -1,0 +1,300 @@
+"""The pipeline runner: every stage of a run, built aside and published atomically.
+
+A run writes a fresh DuckDB file beside the published one (``.<name>.build-<run_id>``), carries the run
+history over, runs the stages, writes the exports into a fresh folder, and then publishes both by atomic
+rename, keeping the previous database as ``<name>.previous``. Readers never wait on a run and never see
+half a run. A run that fails — killed, or fed a corrupt file — leaves the published database and exports
+untouched; the failure is appended to the published database's ``runs`` table (created if there is none).
+
+Example
+-------
+>>> from reputation.pipeline import run_pipeline          # doctest: +SKIP
+>>> result = run_pipeline("pipelines/demo.toml")          # doctest: +SKIP
+>>> result.status, result.database                        # doctest: +SKIP
+('complete', PosixPath('.../out/reputation.duckdb'))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from . import __version__
+from .config import Config, load_config
+from .context import StageContext
+from .hashing import resolve_key
+from .ingest import (
+    InputError,
+    SourceCounts,
+    build_accounts,
+    build_identifiers,
+    finish_input_tables,
+    ingest_sources,
+)
+from .schema import STORED_TABLES
+from .store import comment_table
+
+log = logging.getLogger("reputation")
+
+StageFn = Callable[[duckdb.DuckDBPyConnection, StageContext], int]
+
+
+class RunFailed(RuntimeError):
+    """A run failed; the published results are unchanged. ``stage`` names where it failed."""
+
+    def __init__(self, message: str, stage: str, run_id: str):
+        super().__init__(message)
+        self.stage = stage
+        self.run_id = run_id
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports back."""
+
+    run_id: str
+    status: str
+    database: Path
+    exports: Path
+    as_of: datetime | None
+    sources: list[SourceCounts]
+    stages: list[tuple[str, float, int, float]] = field(default_factory=list)  # name, s, rows, peak MiB
+    tables: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(s.rows_read for s in self.sources)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(s.rows_quarantined for s in self.sources)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus 6 random hex digits."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def analysis_stages() -> list[tuple[str, StageFn]]:
+    """The stages after ingest, in order. Imported lazily so that each stage module stays optional."""
+    import importlib
+
+    stages = []
+    for name, module, function in (
+        ("interactions", "graph.interactions", "build_interactions"),
+        ("templates", "graph.templates", "build_templates"),
+        ("features", "graph.features", "build_features"),
+        ("campaigns", "graph.campaigns", "build_campaigns"),
+        ("links", "linkage.stage", "build_links"),
+        ("identities", "linkage.stage", "build_identities"),
+        ("reputation", "scoring.stage", "build_reputation"),
+    ):
+        try:
+            stages.append((name, getattr(importlib.import_module(f"reputation.{module}"), function)))
+        except (ImportError, AttributeError) as exc:  # TEMPORARY while stages are being written
+            log.warning("stage %s unavailable: %s", name, exc)
+    return stages
+
+
+class _Runner:
+    def __init__(self, config: Config, database: Path, exports: Path, progress: Callable[[str], None] | None):
+        self.config = config
+        self.database = database
+        self.exports = exports
+        self.progress = progress or (lambda _msg: None)
+        self.run_id = new_run_id()
+        self.started = datetime.now(UTC).replace(tzinfo=None)
+        self.stage = "setup"
+        self.stages: list[tuple[str, float, int, float]] = []
+
+    @contextlib.contextmanager
+    def timed(self, con: duckdb.DuckDBPyConnection | None, name: str) -> Iterator[list[int]]:
+        self.stage = name
+        self.progress(name)
+        rows = [0]
+        t0 = time.perf_counter()
+        yield rows
+        seconds = time.perf_counter() - t0
+        peak = _peak_rss_mb()
+        self.stages.append((name, seconds, rows[0], peak))
+        log.info("stage %s: %d rows in %.2f s (peak RSS %.0f MiB)", name, rows[0], seconds, peak)
+        if con is not None:
+            con.execute("INSERT INTO stage_metrics VALUES ($r, $s, $t, $n, $p)",
+                        {"r": self.run_id, "s": name, "t": seconds, "n": rows[0], "p": peak})
+
+    def connect(self, path: Path) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(str(path))
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET temp_directory = ?", [str(path.parent / ".duckdb_tmp")])
+        s = self.config.settings
+        if s.memory_limit:
+            con.execute("SET memory_limit = ?", [s.memory_limit])
+        if s.threads:
+            con.execute("SET threads = ?", [s.threads])
+        return con
+
+    def run(self) -> RunResult:
+        self.database.parent.mkdir(parents=True, exist_ok=True)
+        build = self.database.with_name(f".{self.database.name}.build-{self.run_id}")
+        exports_build = self.exports.with_name(f".{self.exports.name}.build-{self.run_id}")
+        con: duckdb.DuckDBPyConnection | None = None
+        try:
+            key = resolve_key(self.config.settings, self.database)
+            con = self.connect(build)
+            self._create_run_tables(con)
+            with self.timed(con, "ingest") as rows:
+                counts = ingest_sources(con, self.config, self.run_id, key,
+                                        on_file=lambda s, f: self.progress(f"ingest {s}: {Path(f).name}"))
+                finish_input_tables(con)
+                rows[0] = sum(c.rows_stored for c in counts)
+            self._record_sources(con, counts)
+            n_messages = con.execute("SELECT count(*) FROM messages").fetchone()[0]
+            if n_messages == 0 and not self.config.settings.allow_empty:
+                raise InputError("no messages were ingested (every source is empty or every row was quarantined); "
+                                 "refusing to publish an empty result over the previous one "
+                                 "(set settings.allow_empty = true to allow)")
+            as_of = self.config.settings.as_of or con.execute("SELECT max(sent_at) FROM messages").fetchone()[0]
+            as_of = as_of or self.started
+            con.execute("UPDATE runs SET as_of = $a WHERE run_id = $r", {"a": as_of, "r": self.run_id})
+            with self.timed(con, "accounts") as rows:
+                rows[0] = build_accounts(con, self.run_id)
+                rows[0] += build_identifiers(con, self.run_id)
+            ctx = StageContext(run_id=self.run_id, settings=replace(self.config.settings, as_of=as_of), as_of=as_of)
+            for name, fn in analysis_stages():
+                with self.timed(con, name) as rows:
+                    rows[0] = fn(con, ctx)
+            try:  # TEMPORARY while stages are being written
+                from .export import write_exports
+                from .views import create_views
+            except ImportError:
+                create_views = write_exports = None
+            if create_views is not None:
+                with self.timed(con, "views") as rows:
+                    create_views(con)
+                with self.timed(con, "exports") as rows:
+                    shutil.rmtree(exports_build, ignore_errors=True)
+                    written = write_exports(con, exports_build)
+                    rows[0] = int(sum(written.values())) if isinstance(written, dict) else 0
+            tables = self._table_counts(con)
+            self._finish_run(con, "complete", None, counts)
+            con.execute("CHECKPOINT")
+            con.close()
+            con = None
+            self._publish(build, exports_build)
+            log.info("run %s complete: published %s", self.run_id, self.database)
+            return RunResult(self.run_id, "complete", self.database, self.exports, as_of, counts, self.stages, tables)
+        except BaseException as exc:
+            if con is not None:
+                with contextlib.suppress(Exception):
+                    con.close()
+            for leftover in (build, build.with_name(build.name + ".wal")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+            shutil.rmtree(exports_build, ignore_errors=True)
+            message = str(exc) or type(exc).__name__
+            self._record_failure(message)
+            if isinstance(exc, (InputError, KeyboardInterrupt)):
+                raise
+            if isinstance(exc, Exception):
+                raise RunFailed(f"stage {self.stage} failed: {message}", self.stage, self.run_id) from exc
+            raise
+
+    # -- run bookkeeping --------------------------------------------------------------------------
+    def _create_run_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        for name in ("runs", "run_sources", "stage_metrics"):
+            con.execute(STORED_TABLES[name].ddl())
+            t = STORED_TABLES[name]
+            comment_table(con, name, t.doc, {c: d for c, _, d in t.columns})
+        if self.database.exists():
+            try:
+                con.execute("ATTACH ? AS previous (READ_ONLY)", [str(self.database)])
+                for name in ("runs", "run_sources", "stage_metrics"):
+                    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM previous.{name}")
+                con.execute("DETACH previous")
+            except duckdb.Error as exc:
+                log.warning("could not carry the run history over from %s: %s", self.database, exc)
+        con.execute("""INSERT INTO runs (run_id, started_at, status, config_path, config_hash, tool_version)
+                       VALUES ($r, $t, 'running', $p, $h, $v)""",
+                    {"r": self.run_id, "t": self.started, "p": str(self.config.path), "h": self.config.config_hash,
+                     "v": __version__})
+
+    def _record_sources(self, con: duckdb.DuckDBPyConnection, counts: list[SourceCounts]) -> None:
+        for c in counts:
+            con.execute("INSERT INTO run_sources VALUES ($r, $s, $t, $f, $n, $k, $q)",
+                        {"r": self.run_id, "s": c.source, "t": c.table, "f": c.files, "n": c.rows_read,
+                         "k": c.rows_stored, "q": c.rows_quarantined})
+
+    def _finish_run(self, con: duckdb.DuckDBPyConnection, status: str, error: str | None,
+                    counts: list[SourceCounts]) -> None:
+        con.execute("""UPDATE runs SET finished_at = $t, status = $s, error = $e, rows_read = $n, rows_stored = $k,
+                       rows_quarantined = $q WHERE run_id = $r""",
+                    {"t": datetime.now(UTC).replace(tzinfo=None), "s": status, "e": error, "r": self.run_id,
+                     "n": sum(c.rows_read for c in counts), "k": sum(c.rows_stored for c in counts),
+                     "q": sum(c.rows_quarantined for c in counts)})
+
+    def _table_counts(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = current_database() "
+            "ORDER BY table_name").fetchall()]
+        return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+
+    def _publish(self, build: Path, exports_build: Path) -> None:
+        previous = self.database.with_name(self.database.name + ".previous")
+        if self.database.exists():
+            with contextlib.suppress(FileNotFoundError):
+                previous.unlink()
+            os.link(self.database, previous)
+        os.replace(build, self.database)
+        if exports_build.exists():
+            old = self.exports.with_name(f".{self.exports.name}.old-{self.run_id}")
+            if self.exports.exists():
+                os.replace(self.exports, old)
+            os.replace(exports_build, self.exports)
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _record_failure(self, message: str) -> None:
+        """Append the failed run to the published database's runs table (created if missing)."""
+        try:
+            con = self.connect(self.database)
+        except duckdb.Error as exc:
+            log.error("run %s failed and could not be recorded in %s: %s", self.run_id, self.database, exc)
+            return
+        try:
+            for name in ("runs", "run_sources", "stage_metrics"):
+                con.execute(STORED_TABLES[name].ddl().replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+            con.execute("""INSERT INTO runs (run_id, started_at, finished_at, status, config_path, config_hash,
+                           error, tool_version) VALUES ($r, $t, $f, 'failed', $p, $h, $e, $v)""",
+                        {"r": self.run_id, "t": self.started, "f": datetime.now(UTC).replace(tzinfo=None),
+                         "p": str(self.config.path), "h": self.config.config_hash,
+                         "e": f"stage {self.stage}: {message}", "v": __version__})
+        finally:
+            con.close()
+
+
+def run_pipeline(config: Config | str | Path, database: Path | str | None = None, exports: Path | str | None = None,
+                 progress: Callable[[str], None] | None = None) -> RunResult:
+    """Run every stage for ``config`` and publish the results atomically.
+
+    ``database`` and ``exports`` override the config's output paths. Raises ``ConfigError`` (bad config),
+    ``InputError`` (unusable input file) or ``RunFailed`` (a stage failed); in every case the previously
+    published results are unchanged and the failure is recorded in ``runs``.
+    """
+    cfg = config if isinstance(config, Config) else load_config(config)
+    db = Path(database).resolve() if database else cfg.database
+    ex = Path(exports).resolve() if exports else cfg.exports
+    return _Runner(cfg, db, ex, progress).run()
