@@ -14,6 +14,7 @@ previously published results stay as they were.
 
 from __future__ import annotations
 
+import csv
 import glob
 import re
 import logging
@@ -165,10 +166,29 @@ def _row_checks(table: str, typed: dict[str, str]) -> list[tuple[str, str, str]]
 # Readers: each returns SQL selecting __row (1-based data row) and one VARCHAR column per mapped field.
 
 def _csv_options(source: Source) -> str:
+    """read_csv options; the column names and types come from the $cols parameter (see _csv_header)."""
     delim = "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
-    return (f"all_varchar = true, header = {str(source.csv.header).lower()}, delim = {_sql_str(delim)}, "
-            f"quote = {_sql_str(source.csv.quote)}, escape = {_sql_str(source.csv.quote)}, "
+    return (f"columns = $cols, auto_detect = false, header = {str(source.csv.header).lower()}, "
+            f"delim = {_sql_str(delim)}, quote = {_sql_str(source.csv.quote)}, escape = {_sql_str(source.csv.quote)}, "
             f"max_line_size = {MAX_LINE_BYTES}")
+
+
+def _csv_header(source: Source, path: str) -> list[str]:
+    """Column names of a CSV file from its first record (column0, column1, ... without a header).
+
+    Read with Python's csv module rather than DuckDB's sniffer, so that a bad byte or a ragged line
+    further down quarantines that row instead of failing the whole file.
+    """
+    delim = "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        first = next(csv.reader(fh, delimiter=delim, quotechar=source.csv.quote), [])
+    if not source.csv.header:
+        return [f"column{i}" for i in range(len(first))]
+    names = [n.strip() or f"column{i}" for i, n in enumerate(first)]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"source {source.name!r}: file {path} has the column {dup!r} twice in its header")
+    return names
 
 
 def _sql_str(text: str) -> str:
@@ -184,11 +204,7 @@ def _file_columns(con: duckdb.DuckDBPyConnection, source: Source, path: str) -> 
             return [r[0] for r in con.execute(q, {"f": path}).fetchall()]
         except duckdb.Error as exc:
             raise InputError(f"source {source.name!r}: cannot read Parquet file {path}: {_first_line(exc)}") from None
-    q = f"DESCRIBE SELECT * FROM read_csv($f, {_csv_options(source)})"
-    try:
-        return [r[0] for r in con.execute(q, {"f": path}).fetchall()]
-    except duckdb.Error as exc:
-        raise InputError(f"source {source.name!r}: cannot read CSV header of {path}: {_first_line(exc)}") from None
+    return _csv_header(source, path)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -210,12 +226,15 @@ def _reader_sql(source: Source) -> str:
     ``line`` and ``__ok`` (the line is a JSON object).
     """
     if source.format == "ndjson":
-        cols = [f"CASE WHEN __ok THEN json_extract_string(line, $p_{c}) END AS s_{c}" for c in source.columns]
+        cols = [f"json_extract_string(__js, $p_{c}) AS s_{c}" for c in source.columns]
         lines = ("SELECT line, row_number() OVER () AS __row FROM read_csv($f, columns = {'line': 'VARCHAR'}, "
                  "header = false, delim = chr(31), quote = '', escape = '', auto_detect = false, "
                  f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, rejects_table = '_rej_errors', "
                  "rejects_scan = '_rej_scans')")
-        objects = ("SELECT *, coalesce(json_valid(line) AND json_type(line) = 'OBJECT', false) AS __ok "
+        # Malformed lines are replaced by '{}' before extraction (json_extract errors on them even
+        # inside a CASE), and flagged by __ok for quarantine.
+        valid = "coalesce(json_valid(line) AND starts_with(ltrim(line), '{'), false)"
+        objects = (f"SELECT *, {valid} AS __ok, CASE WHEN {valid} THEN line ELSE '{{}}' END AS __js "
                    f"FROM ({lines}) WHERE line IS NOT NULL AND trim(line) <> ''")
         return f"SELECT {', '.join(['__row', 'line', '__ok', *cols])} FROM ({objects})"
     cols = [f"CAST({_qi(column)} AS VARCHAR) AS s_{c}" for c, column in source.columns.items()]
@@ -258,10 +277,11 @@ class _FileIngest:
         if os.path.getsize(path) == 0:
             log.warning("source %s: file %s is empty", source.name, path)
             return 0, 0, 0
+        params = self.params(path)
         if source.format in ("parquet", "csv"):
             available = _file_columns(con, source, path)
             _check_mapped(source, path, available)
-        params = self.params(path)
+            params["cols"] = {name: "VARCHAR" for name in available}
         string_of: dict[str, str] = {}
         for col in self.table.columns:
             if col.name in source.columns:
@@ -325,16 +345,17 @@ class _FileIngest:
             return 0
         field_of = {v: k for k, v in self.source.columns.items()}
         con.execute(f"""INSERT INTO quarantine
-            SELECT $run_id, $source, $f, rec, map_extract_value($fields, column_name),
+            SELECT $run_id, $source, $f, rec, $canon[list_position($file_cols, column_name)],
                    CASE error_type WHEN 'INVALID ENCODING' THEN 'invalid UTF-8 bytes (file must be UTF-8)'
                         WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line longer than {MAX_LINE_BYTES} bytes'
                         ELSE lower(error_type) || ': ' || msg END,
                    {_redact_sql(f'left(csv_line, {RAW_TEXT_CHARS})')}
             FROM _rej""", {"run_id": self.run_id, "source": self.source.name, "f": path,
-                           "fields": field_of or {"": ""}})
+                           "file_cols": [*field_of, ""], "canon": [*field_of.values(), ""]})
         # Good rows were numbered among good rows only; shift each past the rejected records before it.
         con.execute("""CREATE OR REPLACE TEMP TABLE _rej_g AS
-            SELECT rec - row_number() OVER (ORDER BY rec) AS g, row_number() OVER (ORDER BY rec) AS i FROM _rej""")
+            SELECT g, max(i) AS i FROM (SELECT rec - row_number() OVER (ORDER BY rec) AS g,
+                                               row_number() OVER (ORDER BY rec) AS i FROM _rej) GROUP BY g""")
         con.execute("""CREATE OR REPLACE TEMP TABLE _v AS
             SELECT v.* REPLACE (v.__row + coalesce(r.i, 0) AS __row) FROM _v v ASOF LEFT JOIN _rej_g r ON v.__row > r.g""")
         return n

@@ -1,0 +1,258 @@
+"""Ingest: mapping, typing, hashing, and every kind of bad input (quarantine or a clear error)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from reputation.config import parse_config
+from reputation.hashing import hmac_hex
+from reputation.ingest import InputError, build_accounts, build_identifiers, ingest_sources
+
+KEY = b"test-key"
+
+
+def _config(tmp_path: Path, sources: str, settings: str = "") -> object:
+    text = f"[output]\ndatabase = 'out/r.duckdb'\n[settings]\n{settings}\n{sources}"
+    return parse_config(text, tmp_path / "pipeline.toml")
+
+
+def _messages_source(name: str, path: str, fmt: str, extra: str = "", columns: str | None = None) -> str:
+    columns = columns or 'sender = "from"\nrecipient = "to"\nsent_at = "ts"\ntext = "body"\nmessage_id = "id"'
+    return f"""
+[[sources]]
+name = "{name}"
+table = "messages"
+path = "{path}"
+format = "{fmt}"
+platform = "p1"
+{extra}
+[sources.columns]
+{columns}
+"""
+
+
+def _ingest(tmp_path: Path, sources: str, settings: str = ""):
+    cfg = _config(tmp_path, sources, settings)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    counts = ingest_sources(con, cfg, "r1", KEY)
+    return con, counts
+
+
+def _quarantine(con) -> list[tuple]:
+    return con.execute("SELECT row_number, field, reason FROM quarantine ORDER BY file, row_number").fetchall()
+
+
+def test_csv_rows_are_typed_and_reconciled(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text(
+        "from,to,ts,body,id\n"
+        "a,b,2026-01-02T03:04:05.250Z,hello,1\n"
+        "b,a,2026-01-02 03:05:00,hi back,2\n"
+        "c,,2026-01-02T03:06:00+02:00,nobody,3\n"
+    )
+    con, counts = _ingest(tmp_path, _messages_source("m", "m.csv", "csv"))
+    rows = con.execute("SELECT sender, recipient, sent_at::VARCHAR, text, source_row FROM messages "
+                       "ORDER BY source_row").fetchall()
+    assert rows == [("a", "b", "2026-01-02 03:04:05.25", "hello", 1), ("b", "a", "2026-01-02 03:05:00", "hi back", 2)]
+    assert _quarantine(con) == [(3, "recipient", "message has neither recipient nor channel")]
+    (c,) = counts
+    assert (c.rows_read, c.rows_stored, c.rows_quarantined) == (3, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "value", "expected"),
+    [
+        ("epoch_s", "1767225600", "2026-01-01 00:00:00"),
+        ("epoch_s", "1767225600.5", "2026-01-01 00:00:00.5"),
+        ("epoch_ms", "1767225600123", "2026-01-01 00:00:00.123"),
+        ("iso8601", "2026-01-01T00:00:00Z", "2026-01-01 00:00:00"),
+        ("auto", "1767225600123", "2026-01-01 00:00:00.123"),
+        ("auto", "1767225600", "2026-01-01 00:00:00"),
+        ("auto", "2026-01-01T01:00:00+01:00", "2026-01-01 00:00:00"),
+    ],
+)
+def test_timestamp_formats(tmp_path: Path, fmt: str, value: str, expected: str) -> None:
+    (tmp_path / "m.csv").write_text(f"from,to,ts\na,b,{value}\n")
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    src += f'[sources.timestamps]\nsent_at = "{fmt}"\n'
+    con, _ = _ingest(tmp_path, src)
+    assert con.execute("SELECT sent_at::VARCHAR FROM messages").fetchone()[0] == expected
+
+
+def test_unparseable_timestamp_is_quarantined_with_field(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("from,to,ts\na,b,yesterday\na,b,1767225600\n")
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    con, counts = _ingest(tmp_path, src + '[sources.timestamps]\nsent_at = "epoch_s"\n')
+    assert _quarantine(con) == [(1, "sent_at", "unparseable timestamp in field sent_at: yesterday")]
+    assert counts[0].rows_stored == 1
+
+
+def test_empty_sender_nul_bytes_and_long_text(tmp_path: Path) -> None:
+    long_text = "x" * 2_000_000
+    (tmp_path / "m.csv").write_bytes(
+        b"from,to,ts,body,id\n"
+        b" ,b,1767225600,empty sender,1\n"
+        b"a,b,1767225600,nul\x00byte,2\n"
+        + f"a,b,1767225600,{long_text},3\n".encode()
+        + b"a,b,1767225600,fine,4\n"
+    )
+    con, counts = _ingest(tmp_path, _messages_source("m", "m.csv", "csv"))
+    q = _quarantine(con)
+    assert [(r, f) for r, f, _ in q] == [(1, "sender"), (2, "text"), (3, "text")]
+    assert q[0][2] == "missing required field sender"
+    assert q[1][2] == "NUL byte in field text"
+    assert "2000000 characters long" in q[2][2]
+    assert con.execute("SELECT max(length(raw)) FROM quarantine").fetchone()[0] < 5_000
+    assert (counts[0].rows_stored, counts[0].rows_quarantined) == (1, 3)
+
+
+def test_non_utf8_and_ragged_csv_lines_keep_their_row_numbers(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_bytes(
+        b"from,to,ts\n"
+        b"a,b,1767225600\n"
+        b"a,\xff\xfe,1767225600\n"
+        b"a,b\n"
+        b"c,d,1767225600\n"
+        b"e,f,bad-time\n"
+    )
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    con, counts = _ingest(tmp_path, src)
+    q = _quarantine(con)
+    assert [r for r, _, _ in q] == [2, 3, 5]
+    assert "UTF-8" in q[0][2]
+    assert "missing columns" in q[1][2]
+    assert q[2][1] == "sent_at"
+    assert con.execute("SELECT source_row, sender FROM messages ORDER BY 1").fetchall() == [(1, "a"), (4, "c")]
+    assert (counts[0].rows_read, counts[0].rows_stored, counts[0].rows_quarantined) == (5, 2, 3)
+
+
+def test_duplicate_message_ids_keep_the_first(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("from,to,ts,body,id\na,b,1767225600,one,7\nb,a,1767225601,two,7\nb,a,1767225602,x,8\n")
+    con, counts = _ingest(tmp_path, _messages_source("m", "m.csv", "csv"))
+    assert con.execute("SELECT text FROM messages ORDER BY source_row").fetchall() == [("one",), ("x",)]
+    (row, field, reason), = _quarantine(con)
+    assert (row, field) == (2, "message_id") and reason.startswith("duplicate message_id 7") and "row 1" in reason
+    assert (counts[0].rows_read, counts[0].rows_stored, counts[0].rows_quarantined) == (3, 2, 1)
+
+
+FLAGS = """
+[[sources]]
+name = "flags"
+table = "flags"
+path = "flags.csv"
+format = "csv"
+platform = "p1"
+[sources.columns]
+account = "who"
+label = "label"
+confidence = "conf"
+"""
+
+
+def test_flags_unknown_label_and_confidence_range(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("from,to,ts\na,b,1767225600\n")
+    (tmp_path / "flags.csv").write_text("who,label,conf\na,SPAM,0.9\nb,ham,0.5\nc,spam,1.5\nd,clean,\ne,spam,abc\n")
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"') + FLAGS
+    con, _ = _ingest(tmp_path, src)
+    assert con.execute("SELECT account, label, confidence FROM flags ORDER BY account").fetchall() == [
+        ("a", "spam", 0.9), ("d", "clean", None)]
+    q = _quarantine(con)
+    assert [(r, f) for r, f, _ in q] == [(2, "label"), (3, "confidence"), (5, "confidence")]
+    assert q[0][2] == "unknown label ham (expected one of spam, clean)"
+    assert q[1][2] == "confidence 1.5 is outside 0..1"
+
+
+def test_ndjson_malformed_lines_and_missing_keys(tmp_path: Path) -> None:
+    lines = [
+        {"user": "a", "to": "b", "time": 1767225600.5, "message": "hi"},
+        "this is not json",
+        {"user": "b", "thread": "t1", "time": 1767225601, "message": "post"},
+        "",
+        {"user": "", "to": "b", "time": 1767225602},
+    ]
+    text = "\n".join(json.dumps(x) if isinstance(x, dict) else x for x in lines) + "\n"
+    (tmp_path / "m.ndjson").write_text(text)
+    src = _messages_source("m", "m.ndjson", "ndjson",
+                           columns='sender = "user"\nrecipient = "to"\nchannel = "thread"\nsent_at = "time"\n'
+                                   'text = "message"')
+    con, counts = _ingest(tmp_path, src)
+    assert con.execute("SELECT sender, recipient, channel, source_row FROM messages ORDER BY source_row").fetchall() == [
+        ("a", "b", None, 1), ("b", None, "t1", 3)]
+    assert [(r, f, reason) for r, f, reason in _quarantine(con)] == [
+        (2, None, "line is not a JSON object"), (5, "sender", "missing required field sender")]
+    assert (counts[0].rows_read, counts[0].rows_stored, counts[0].rows_quarantined) == (4, 2, 2)
+
+
+def test_parquet_rows_and_identifier_hashing(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    con.execute(f"""COPY (SELECT * FROM (VALUES ('a', 'b', TIMESTAMP '2026-01-01 10:00:00', ' 10.0.0.1 ', 'DEV-1'),
+                                                ('b', 'a', TIMESTAMP '2026-01-01 11:00:00', '::ffff:10.0.0.1', NULL))
+                       t(s, r, ts, ip, dev)) TO '{tmp_path / "m.parquet"}' (FORMAT parquet)""")
+    src = _messages_source("m", "m.parquet", "parquet",
+                           columns='sender = "s"\nrecipient = "r"\nsent_at = "ts"\nip = "ip"\ndevice = "dev"')
+    con, _ = _ingest(tmp_path, src)
+    rows = con.execute("SELECT ip_hash, device_hash, source_row FROM messages ORDER BY source_row").fetchall()
+    expected_ip = hmac_hex(KEY, "ip", "10.0.0.1")
+    assert rows == [(expected_ip, hmac_hex(KEY, "device", "dev-1"), 1), (expected_ip, None, 2)]
+    build_accounts(con, "r1")
+    build_identifiers(con, "r1")
+    assert con.execute("SELECT account, uses, accounts_sharing FROM identifiers WHERE kind = 'ip' ORDER BY 1"
+                       ).fetchall() == [("a", 1, 2), ("b", 1, 2)]
+    stored = " ".join(str(v) for row in con.execute("SELECT * FROM messages").fetchall() for v in row)
+    assert "10.0.0.1" not in stored and "DEV-1" not in stored
+
+
+def test_raw_identifiers_never_reach_quarantine(tmp_path: Path) -> None:
+    (tmp_path / "acc.csv").write_text(
+        "id,mail,created\n,john@example.com,2026-01-01\nx,jane@example.com,not-a-date\ny,\"bad,row@example.com\n")
+    (tmp_path / "m.csv").write_text("from,to,ts\na,b,1767225600\n")
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"') + """
+[[sources]]
+name = "acc"
+table = "accounts"
+path = "acc.csv"
+format = "csv"
+platform = "p1"
+[sources.columns]
+account = "id"
+email = "mail"
+created_at = "created"
+"""
+    con, counts = _ingest(tmp_path, src)
+    raw = " ".join(r[0] for r in con.execute("SELECT raw FROM quarantine").fetchall())
+    assert counts[1].rows_quarantined == 3
+    assert "@example.com" not in raw and hmac_hex(KEY, "email", "john@example.com") in raw
+
+
+def test_missing_file_and_missing_column_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"source 'm': input .*nope\.csv does not exist"):
+        _ingest(tmp_path, _messages_source("m", "nope.csv", "csv"))
+    (tmp_path / "m.csv").write_text("sender,recipient,ts\na,b,1\n")
+    with pytest.raises(InputError, match=r"m\.csv has no column 'from' \(mapped to sender\); its columns are"):
+        _ingest(tmp_path, _messages_source("m", "m.csv", "csv"))
+
+
+def test_corrupt_parquet_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "m.parquet").write_bytes(b"PAR1 this is not really parquet")
+    with pytest.raises(InputError, match=r"cannot read Parquet file .*m\.parquet"):
+        _ingest(tmp_path, _messages_source("m", "m.parquet", "parquet"))
+
+
+def test_empty_file_reads_no_rows(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("")
+    con, counts = _ingest(tmp_path, _messages_source("m", "m.csv", "csv"))
+    assert counts[0].rows_read == 0 and con.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+
+
+def test_accounts_table_covers_every_account_seen(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("from,to,ts\na,b,1767225600\n")
+    (tmp_path / "flags.csv").write_text("who,label,conf\nz,spam,1\n")
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"') + FLAGS
+    con, _ = _ingest(tmp_path, src)
+    build_accounts(con, "r1")
+    assert con.execute("SELECT account, in_directory FROM accounts ORDER BY 1").fetchall() == [
+        ("a", False), ("b", False), ("z", False)]
