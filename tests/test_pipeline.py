@@ -1,0 +1,138 @@
+"""The runner: atomic publish, failed runs leave results intact, run records reconcile."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from reputation.ingest import InputError
+from reputation.pipeline import RunFailed, run_pipeline
+
+CONFIG = """
+[output]
+database = "out/r.duckdb"
+exports = "out/exports"
+[[sources]]
+name = "m"
+table = "messages"
+path = "m.csv"
+format = "csv"
+platform = "p1"
+[sources.columns]
+sender = "from"
+recipient = "to"
+sent_at = "ts"
+"""
+
+
+def _count_stage(con: duckdb.DuckDBPyConnection, ctx) -> int:
+    con.execute("CREATE TABLE senders AS SELECT $r AS run_id, sender, count(*) AS n FROM messages GROUP BY ALL",
+                {"r": ctx.run_id})
+    return con.execute("SELECT count(*) FROM senders").fetchone()[0]
+
+
+def _boom(con: duckdb.DuckDBPyConnection, ctx) -> int:
+    raise ValueError("stage exploded")
+
+
+def _world(tmp_path: Path, rows: str = "a,b,1767225600\nb,a,1767225700\nc,a,bad\n") -> Path:
+    (tmp_path / "m.csv").write_text("from,to,ts\n" + rows)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG)
+    return cfg
+
+
+def _read(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_run_records_and_reconciles(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    result = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    db = result.database
+    assert result.status == "complete" and db == tmp_path / "out" / "r.duckdb"
+    (status, read, stored, quarantined, as_of), = _read(
+        db, "SELECT status, rows_read, rows_stored, rows_quarantined, as_of::VARCHAR FROM runs")
+    assert (status, read, stored, quarantined) == ("complete", 3, 2, 1)
+    assert as_of == "2026-01-01 00:01:40"  # latest message time: reproducible without a clock
+    assert _read(db, "SELECT source, rows_read, rows_stored + rows_quarantined FROM run_sources") == [("m", 3, 3)]
+    # every output row carries the run id
+    assert _read(db, "SELECT DISTINCT run_id FROM senders") == [(result.run_id,)]
+    assert _read(db, "SELECT DISTINCT run_id FROM quarantine") == [(result.run_id,)]
+    stages = [r[0] for r in _read(db, "SELECT stage FROM stage_metrics ORDER BY stage")]
+    assert stages == ["accounts", "ingest", "senders"]
+    # tables carry documentation
+    comments = dict(_read(db, "SELECT table_name, comment FROM duckdb_tables()"))
+    assert comments["messages"] and comments["runs"] and comments["quarantine"]
+
+
+def test_failed_stage_leaves_published_results_and_records_failure(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    before = _read(first.database, "SELECT * FROM senders ORDER BY sender")
+    (tmp_path / "m.csv").write_text("from,to,ts\nz,y,1767225600\n")
+    with pytest.raises(RunFailed, match="stage exploded") as info:
+        run_pipeline(cfg, stages=[("senders", _count_stage), ("boom", _boom)])
+    assert info.value.stage == "boom"
+    assert _read(first.database, "SELECT * FROM senders ORDER BY sender") == before
+    runs = _read(first.database, "SELECT run_id, status, error FROM runs ORDER BY started_at, status")
+    assert [r[1] for r in runs] == ["complete", "failed"]
+    assert runs[1][2].startswith("stage boom: stage exploded")
+    leftovers = [p.name for p in first.database.parent.iterdir() if ".build-" in p.name]
+    assert leftovers == []
+
+
+def test_corrupt_input_fails_and_keeps_previous(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    (tmp_path / "m.csv").unlink()
+    with pytest.raises(InputError, match="does not exist"):
+        run_pipeline(cfg, stages=[("senders", _count_stage)])
+    assert _read(first.database, "SELECT count(*) FROM senders") == [(2,)]
+    assert [r[0] for r in _read(first.database, "SELECT status FROM runs ORDER BY started_at")] == [
+        "complete", "failed"]
+
+
+def test_empty_input_refuses_to_publish(tmp_path: Path) -> None:
+    cfg = _world(tmp_path, rows="")
+    with pytest.raises(InputError, match="no messages were ingested"):
+        run_pipeline(cfg, stages=[])
+    # the failure is recorded even though nothing was ever published
+    assert _read(tmp_path / "out" / "r.duckdb", "SELECT status FROM runs") == [("failed",)]
+
+
+def test_rerun_gives_identical_results_and_keeps_history(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    a = _read(first.database, "SELECT * EXCLUDE (run_id) FROM messages ORDER BY ALL")
+    second = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    assert second.run_id != first.run_id
+    assert _read(second.database, "SELECT * EXCLUDE (run_id) FROM messages ORDER BY ALL") == a
+    assert len(_read(second.database, "SELECT * FROM runs WHERE status = 'complete'")) == 2
+    previous = second.database.with_name("r.duckdb.previous")
+    assert _read(previous, "SELECT DISTINCT run_id FROM messages") == [(first.run_id,)]
+
+
+def test_reader_keeps_a_consistent_view_during_publish(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    reader = duckdb.connect(str(first.database), read_only=True)
+    try:
+        second = run_pipeline(cfg, stages=[("senders", _count_stage)])
+        # the open reader still sees the first run; another process opening the path sees the second
+        assert reader.execute("SELECT DISTINCT run_id FROM senders").fetchall() == [(first.run_id,)]
+        code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+                "print(c.execute('SELECT DISTINCT run_id FROM senders').fetchone()[0])")
+        out = subprocess.run([sys.executable, "-c", code, str(second.database)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert out == second.run_id
+    finally:
+        reader.close()
