@@ -29,7 +29,9 @@ log = logging.getLogger("reputation")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    if quiet:
+        level = logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
     root = logging.getLogger("reputation")
@@ -105,15 +107,16 @@ def _print_summary(result, top: int = 10) -> None:  # noqa: ANN001
                 FROM reputation WHERE verdict = 'spam' GROUP BY identity_id
                 ORDER BY platforms DESC, score DESC, accounts DESC, identity_id LIMIT ?""", [top]).fetchall()
             if rows:
-                click.echo(f"  top flagged identities across platforms (of those judged spam):")
-                for ident, n, k, score, plats, flagged in rows:
+                click.echo("  top spam identities across platforms:")
+                for ident, n, _k, score, plats, flagged in rows:
                     click.echo(f"    {ident:<22} {n:>3} accounts on {plats:<28} score {score:.3f} "
                                f"flagged on {','.join(flagged or []) or '-'}")
     finally:
         con.close()
     click.echo(f"  database: {result.database}")
     click.echo(f"  exports:  {result.exports}")
-    click.echo(f"  query it: duckdb {result.database}   (or: reputation explain --db {result.database} PLATFORM:ACCOUNT)")
+    click.echo(f"  query it: duckdb {result.database}")
+    click.echo(f"  explain:  reputation explain --db {result.database} PLATFORM:ACCOUNT")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

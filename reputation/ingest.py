@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import csv
 import glob
-import re
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,7 +301,8 @@ class _FileIngest:
                     conditions.append((cond, c.name, reason))
         conditions += _row_checks(self.table.name, typed)
         reason_case = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, _, r in conditions) + " END"
-        field_case = "CASE " + " ".join(f"WHEN {c} THEN {_sql_str(f) if f else 'NULL'}" for c, f, _ in conditions) + " END"
+        field_case = "CASE " + " ".join(f"WHEN {c} THEN {_sql_str(f) if f else 'NULL'}"
+                                        for c, f, _ in conditions) + " END"
         mapped = [c for c in self.table.columns if c.name in source.columns or c.name in source.constants]
         raw_parts = []
         for c in mapped:
@@ -357,7 +358,8 @@ class _FileIngest:
             SELECT g, max(i) AS i FROM (SELECT rec - row_number() OVER (ORDER BY rec) AS g,
                                                row_number() OVER (ORDER BY rec) AS i FROM _rej) GROUP BY g""")
         con.execute("""CREATE OR REPLACE TEMP TABLE _v AS
-            SELECT v.* REPLACE (v.__row + coalesce(r.i, 0) AS __row) FROM _v v ASOF LEFT JOIN _rej_g r ON v.__row > r.g""")
+            SELECT v.* REPLACE (v.__row + coalesce(r.i, 0) AS __row)
+            FROM _v v ASOF LEFT JOIN _rej_g r ON v.__row > r.g""")
         return n
 
     def _store(self, path: str, params: dict[str, object]) -> None:
@@ -463,14 +465,12 @@ def build_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     When several directory rows describe one account, each field takes the first non-null value in
     config source order, then file and row order.
     """
-    con.execute("""CREATE TABLE accounts AS
+    order = "(source_seq, source_file, source_row)"
+    merged = ", ".join(f"arg_min({f}, {order}) FILTER ({f} IS NOT NULL) AS {f}"
+                       for f in ("created_at", "handle", "display_name", "email_hash", "phone_hash"))
+    con.execute(f"""CREATE TABLE accounts AS
         WITH dir AS (
-            SELECT platform, account,
-                   arg_min(created_at, (source_seq, source_file, source_row)) FILTER (created_at IS NOT NULL) AS created_at,
-                   arg_min(handle, (source_seq, source_file, source_row)) FILTER (handle IS NOT NULL) AS handle,
-                   arg_min(display_name, (source_seq, source_file, source_row)) FILTER (display_name IS NOT NULL) AS display_name,
-                   arg_min(email_hash, (source_seq, source_file, source_row)) FILTER (email_hash IS NOT NULL) AS email_hash,
-                   arg_min(phone_hash, (source_seq, source_file, source_row)) FILTER (phone_hash IS NOT NULL) AS phone_hash
+            SELECT platform, account, {merged}
             FROM _accounts_directory GROUP BY platform, account),
         seen AS (
             SELECT platform, sender AS account FROM messages

@@ -131,7 +131,8 @@ def test_non_utf8_and_ragged_csv_lines_keep_their_row_numbers(tmp_path: Path) ->
 
 
 def test_duplicate_message_ids_keep_the_first(tmp_path: Path) -> None:
-    (tmp_path / "m.csv").write_text("from,to,ts,body,id\na,b,1767225600,one,7\nb,a,1767225601,two,7\nb,a,1767225602,x,8\n")
+    (tmp_path / "m.csv").write_text(
+        "from,to,ts,body,id\na,b,1767225600,one,7\nb,a,1767225601,two,7\nb,a,1767225602,x,8\n")
     con, counts = _ingest(tmp_path, _messages_source("m", "m.csv", "csv"))
     assert con.execute("SELECT text FROM messages ORDER BY source_row").fetchall() == [("one",), ("x",)]
     (row, field, reason), = _quarantine(con)
@@ -180,8 +181,8 @@ def test_ndjson_malformed_lines_and_missing_keys(tmp_path: Path) -> None:
                            columns='sender = "user"\nrecipient = "to"\nchannel = "thread"\nsent_at = "time"\n'
                                    'text = "message"')
     con, counts = _ingest(tmp_path, src)
-    assert con.execute("SELECT sender, recipient, channel, source_row FROM messages ORDER BY source_row").fetchall() == [
-        ("a", "b", None, 1), ("b", None, "t1", 3)]
+    stored = con.execute("SELECT sender, recipient, channel, source_row FROM messages ORDER BY source_row").fetchall()
+    assert stored == [("a", "b", None, 1), ("b", None, "t1", 3)]
     assert [(r, f, reason) for r, f, reason in _quarantine(con)] == [
         (2, None, "line is not a JSON object"), (5, "sender", "missing required field sender")]
     assert (counts[0].rows_read, counts[0].rows_stored, counts[0].rows_quarantined) == (4, 2, 2)
