@@ -70,7 +70,9 @@ def normalise_sql(kind: str, expr: str) -> str:
     elif kind == "phone":
         body = f"regexp_replace(regexp_replace({expr}, '[^0-9]', '', 'g'), '^00', '')"
     elif kind == "ip":
-        body = f"regexp_replace(lower(trim({expr})), '^::ffff:(\\d+\\.\\d+\\.\\d+\\.\\d+)$', '\\1')"
+        lowered = f"lower(trim({expr}))"
+        body = (f"CASE WHEN starts_with({lowered}, '::ffff:') "
+                f"THEN regexp_replace({lowered}, '^::ffff:(\\d+\\.\\d+\\.\\d+\\.\\d+)$', '\\1') ELSE {lowered} END")
     elif kind == "device":
         body = f"lower(trim({expr}))"
     else:

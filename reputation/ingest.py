@@ -127,9 +127,10 @@ def _checks(table: str, col: InputColumn, s: str, typed: str, max_text: int) -> 
         out.append((f"nullif(trim({s}), '') IS NULL", f"'missing required field {name}'"))
     out.append((f"strpos({s}, chr(0)) > 0", f"'NUL byte in field {name}'"))
     if col.kind == "id":
-        out.append((f"length({s}) > {MAX_ID_CHARS}", f"'field {name} is longer than {MAX_ID_CHARS} characters'"))
+        out.append((f"strlen({s}) > {MAX_ID_CHARS} AND length({s}) > {MAX_ID_CHARS}",
+                    f"'field {name} is longer than {MAX_ID_CHARS} characters'"))
     if col.kind == "text":
-        out.append((f"length({s}) > {max_text}",
+        out.append((f"strlen({s}) > {max_text} AND length({s}) > {max_text}",
                     f"'field {name} is ' || length({s}) || ' characters long, over settings.max_text_chars = "
                     f"{max_text}'"))
     if col.kind in ("time", "number"):
@@ -300,9 +301,12 @@ class _FileIngest:
                 for cond, reason in _checks(self.table.name, c, string_of[c.name], typed[c.name], self.max_text):
                     conditions.append((cond, c.name, reason))
         conditions += _row_checks(self.table.name, typed)
-        reason_case = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, _, r in conditions) + " END"
-        field_case = "CASE " + " ".join(f"WHEN {c} THEN {_sql_str(f) if f else 'NULL'}"
-                                        for c, f, _ in conditions) + " END"
+        # Fast path: one scan computes the typed columns and the index of the first failed check.
+        # Reasons, fields and raw rows are computed in a second scan over the failed rows only.
+        check_case = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, (c, _, _) in enumerate(conditions)) + " END"
+        reason_case = "CASE __check " + " ".join(f"WHEN {i} THEN {r}" for i, (_, _, r) in enumerate(conditions)) + " END"
+        field_case = "CASE __check " + " ".join(f"WHEN {i} THEN {_sql_str(f) if f else 'NULL'}"
+                                                for i, (_, f, _) in enumerate(conditions)) + " END"
         mapped = [c for c in self.table.columns if c.name in source.columns or c.name in source.constants]
         raw_parts = []
         for c in mapped:
@@ -315,8 +319,7 @@ class _FileIngest:
         reader = _reader_sql(source)
         con.execute("DROP TABLE IF EXISTS _rej_errors; DROP TABLE IF EXISTS _rej_scans; DROP TABLE IF EXISTS _v")
         select_typed = ", ".join(f"{typed[c.name]} AS {_qi('t_' + c.name)}" for c in self.table.columns)
-        sql = (f"CREATE TEMP TABLE _v AS SELECT __row, {select_typed}, {reason_case} AS __reason, "
-               f"{field_case} AS __field, CASE WHEN ({reason_case}) IS NOT NULL THEN {raw_json} END AS __raw "
+        sql = (f"CREATE TEMP TABLE _v AS SELECT __row AS __k, __row, {select_typed}, {check_case} AS __check "
                f"FROM ({reader})")
         try:
             con.execute(sql, _bind(sql, params))
@@ -324,8 +327,15 @@ class _FileIngest:
             raise InputError(f"source {source.name!r}: cannot read {source.format} file {path}: "
                              f"{_first_line(exc)}") from None
         rejected = self._rejects(path) if source.format != "parquet" else 0
-        n_read, n_bad = con.execute("SELECT count(*), count(__reason) FROM _v").fetchone()
-        self._store(path, params)
+        n_read, n_bad = con.execute("SELECT count(*), count(__check) FROM _v").fetchone()
+        if n_bad:
+            failed = (f"SELECT *, (SELECT __check FROM _v WHERE _v.__k = r.__row) AS __check FROM ({reader}) r "
+                      "WHERE r.__row IN (SELECT __k FROM _v WHERE __check IS NOT NULL)")
+            sql = (f"INSERT INTO quarantine SELECT $run_id, $source, $f, "
+                   f"(SELECT __row FROM _v WHERE _v.__k = b.__row), {field_case}, {reason_case}, {raw_json} "
+                   f"FROM ({failed}) b ORDER BY 4")
+            con.execute(sql, _bind(sql, {**params, "run_id": self.run_id, "source": source.name}))
+        self._store(path)
         con.execute("DROP TABLE _v")
         return n_read + rejected, n_read - n_bad, n_bad + rejected
 
@@ -362,11 +372,9 @@ class _FileIngest:
             FROM _v v ASOF LEFT JOIN _rej_g r ON v.__row > r.g""")
         return n
 
-    def _store(self, path: str, params: dict[str, object]) -> None:
+    def _store(self, path: str) -> None:
         con, table = self.con, self.table
         p = {"run_id": self.run_id, "source": self.source.name, "f": path}
-        con.execute("""INSERT INTO quarantine SELECT $run_id, $source, $f, __row, __field, __reason, __raw
-                       FROM _v WHERE __reason IS NOT NULL ORDER BY __row""", p)
         stored = STORED_NAME[table.name]
         cols = [("t_" + c.name) for c in table.columns]
         names = [c.name + ("_hash" if c.kind == "identifier" else "") for c in table.columns]
@@ -380,7 +388,7 @@ class _FileIngest:
             extra_names, extra = [], []
         select = ", ".join(["$run_id", *[_qi(c) for c in cols], *extra])
         target = ", ".join(["run_id", *names, *extra_names])
-        sql = f"INSERT INTO {stored} ({target}) SELECT {select} FROM _v WHERE __reason IS NULL"
+        sql = f"INSERT INTO {stored} ({target}) SELECT {select} FROM _v WHERE __check IS NULL"
         con.execute(sql, _bind(sql, p))
 
 
@@ -388,7 +396,7 @@ def _domain_sql() -> str:
     """Lower-cased host of the url column, else of the first URL in the text."""
     pattern = r"https?://(?:[^@/\s]*@)?([A-Za-z0-9.-]+)"
     return (f"lower(coalesce(nullif(regexp_extract(t_url, {_sql_str(pattern)}, 1), ''), "
-            f"nullif(regexp_extract(t_text, {_sql_str(pattern)}, 1), '')))")
+            f"CASE WHEN contains(t_text, '://') THEN nullif(regexp_extract(t_text, {_sql_str(pattern)}, 1), '') END))")
 
 
 def expand_files(source: Source) -> list[str]:
