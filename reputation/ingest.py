@@ -304,7 +304,8 @@ class _FileIngest:
         # Fast path: one scan computes the typed columns and the index of the first failed check.
         # Reasons, fields and raw rows are computed in a second scan over the failed rows only.
         check_case = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, (c, _, _) in enumerate(conditions)) + " END"
-        reason_case = "CASE __check " + " ".join(f"WHEN {i} THEN {r}" for i, (_, _, r) in enumerate(conditions)) + " END"
+        reason_case = "CASE __check " + " ".join(f"WHEN {i} THEN {r}"
+                                                 for i, (_, _, r) in enumerate(conditions)) + " END"
         field_case = "CASE __check " + " ".join(f"WHEN {i} THEN {_sql_str(f) if f else 'NULL'}"
                                                 for i, (_, f, _) in enumerate(conditions)) + " END"
         mapped = [c for c in self.table.columns if c.name in source.columns or c.name in source.constants]
