@@ -31,7 +31,7 @@ def test_real_config_ingests_and_reconciles(tmp_path: Path, config: str, message
         assert con.execute("SELECT count(*) FROM messages WHERE sent_at IS NULL").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM accounts").fetchone()[0] == accounts
         lo, hi = con.execute("SELECT min(sent_at), max(sent_at) FROM messages").fetchone()
-        assert 2003 <= lo.year and hi.year <= 2016
+        assert lo.year >= 2003 and hi.year <= 2016
     finally:
         con.close()
 
