@@ -212,7 +212,7 @@ def explain(db: Path, target: str, fmt: str, graph_file: Path | None) -> None:
             _fail(str(exc.args[0]) if exc.args else f"unknown account {target}", EXIT_USAGE)
         click.echo(json.dumps(expl, indent=2, default=str) if fmt == "json" else ex.render_text(expl))
         if graph_file:
-            ex.write_graphml(con, platform, account, graph_file)
+            ex.write_graphml(ex.evidence_graph(con, platform, account), graph_file)
             click.echo(f"evidence graph written to {graph_file}", err=True)
     finally:
         con.close()

@@ -38,10 +38,13 @@ def evaluate_connection(con: duckdb.DuckDBPyConnection, truth_dir: Path | str) -
         except (ImportError, AttributeError) as exc:
             report[part] = {"error": f"not available: {exc}"}
             continue
+        cursor = con.cursor()  # each part on its own cursor: one part's unfetched result cannot block another
         try:
-            report[part] = fn(con, truth)
+            report[part] = fn(cursor, truth)
         except duckdb.CatalogException as exc:
             report[part] = {"error": f"missing table: {str(exc).splitlines()[0]}"}
+        finally:
+            cursor.close()
     return report
 
 

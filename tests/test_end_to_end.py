@@ -1,0 +1,139 @@
+"""The whole job on a small generated world, driven through the CLI as a scheduler or analyst would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from reputation.cli import main
+from reputation.generate import generate_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("world")
+    summary = generate_world(root, seed=7, accounts=600, platforms=3, days=21)
+    runner = CliRunner()
+    result = runner.invoke(main, ["run", str(summary.config_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return {"root": root, "db": root / "out" / "reputation.duckdb", "exports": root / "out" / "exports",
+            "output": result.output, "summary": summary}
+
+
+def _con(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), read_only=True)
+
+
+def test_run_writes_every_table_with_the_run_id(world: dict) -> None:
+    con = _con(world["db"])
+    try:
+        run_id, status = con.execute("SELECT run_id, status FROM runs").fetchone()
+        assert status == "complete"
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        for required in ("runs", "quarantine", "messages", "interactions", "features", "templates", "links",
+                         "identities", "campaigns", "reputation"):
+            assert required in tables
+            assert con.execute(f"SELECT count(*) FROM {required} WHERE run_id IS DISTINCT FROM ?",
+                               [run_id]).fetchone()[0] == 0, required
+        undocumented = con.execute("SELECT table_name FROM duckdb_tables() WHERE comment IS NULL").fetchall()
+        assert undocumented == []
+        n_accounts = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM reputation").fetchone()[0] == n_accounts
+        assert con.execute("SELECT count(*) FROM identities").fetchone()[0] == n_accounts
+        verdicts = {r[0] for r in con.execute("SELECT DISTINCT verdict FROM reputation").fetchall()}
+        assert "spam" in verdicts and "clean" in verdicts
+    finally:
+        con.close()
+    assert "top spam identities across platforms" in world["output"]
+
+
+def test_no_raw_identifier_reaches_the_database_or_exports(world: dict) -> None:
+    root = world["root"]
+    raw: set[str] = set()
+    for f in root.glob("*/accounts.*"):
+        df = {"parquet": pl.read_parquet, "csv": lambda p: pl.read_csv(p, separator=";" if "chirp" in str(p) else ",",
+                                                                        infer_schema=False),
+              "ndjson": pl.read_ndjson}[f.suffix[1:]](f)
+        for col in df.columns:
+            if col in ("email", "phone", "mail"):
+                raw |= {v for v in df[col].cast(pl.String).drop_nulls().to_list() if v}
+    assert len(raw) > 50
+    con = _con(world["db"])
+    try:
+        text_cols = con.execute("""SELECT table_name, column_name FROM duckdb_columns()
+                                   WHERE data_type = 'VARCHAR' AND NOT internal""").fetchall()
+        for table, column in text_cols:
+            hits = con.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}" IN (SELECT unnest(?))',
+                               [sorted(raw)]).fetchone()[0]
+            assert hits == 0, (table, column)
+    finally:
+        con.close()
+    blob = b"".join(p.read_bytes() for p in world["exports"].rglob("*") if p.is_file())
+    assert not any(e.encode() in blob for e in sorted(raw)[:200])
+
+
+def test_exports_are_partitioned_by_platform(world: dict) -> None:
+    parts = sorted(p.name for p in (world["exports"] / "reputation").iterdir())
+    assert parts == ["platform=chirp", "platform=forum", "platform=linkup"]
+
+
+def test_rerun_is_identical(world: dict, tmp_path: Path) -> None:
+    runner = CliRunner()
+    db2 = tmp_path / "again.duckdb"
+    result = runner.invoke(main, ["run", str(world["summary"].config_path), "--db", str(db2), "--exports",
+                                  str(tmp_path / "ex"), "--no-summary"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    q = ("SELECT * EXCLUDE (run_id) FROM {t} ORDER BY ALL")
+    a, b = _con(world["db"]), _con(db2)
+    try:
+        for table in ("identities", "links", "campaigns", "reputation"):
+            assert a.execute(q.format(t=table)).fetchall() == b.execute(q.format(t=table)).fetchall(), table
+    finally:
+        a.close()
+        b.close()
+
+
+def test_explain_export_and_evaluate_commands(world: dict, tmp_path: Path) -> None:
+    runner = CliRunner()
+    con = _con(world["db"])
+    try:
+        platform, account = con.execute("SELECT platform, account FROM reputation WHERE verdict = 'spam' "
+                                        "ORDER BY score DESC, platform, account LIMIT 1").fetchone()
+    finally:
+        con.close()
+    db = str(world["db"])
+    out = runner.invoke(main, ["explain", "--db", db, f"{platform}:{account}", "--format", "json",
+                               "--graph", str(tmp_path / "g.graphml")])
+    assert out.exit_code == 0, out.output
+    expl = json.loads(out.stdout)
+    assert expl["account"]["verdict"] == "spam" and (tmp_path / "g.graphml").stat().st_size > 0
+    assert runner.invoke(main, ["explain", "--db", db, "nosuch:account"]).exit_code == 2
+    csv_path = tmp_path / "e.csv"
+    out = runner.invoke(main, ["export", "--db", db, "--platform", platform, "--format", "csv", "--out",
+                               str(csv_path), "--min-score", "0.5"])
+    assert out.exit_code == 0, out.output
+    exported = pl.read_csv(csv_path)
+    assert exported.height > 0 and exported["score"].min() >= 0.5 and set(exported["platform"]) == {platform}
+    out = runner.invoke(main, ["evaluate", "--db", db, "--truth", str(world["root"] / "truth")])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    assert {"linkage", "campaigns", "reputation"} <= set(report)
+    assert "error" not in report["linkage"] and "error" not in report["reputation"]
+
+
+def test_cli_exit_codes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[sources]]\nname = 'm'\ntable = 'messages'\nformat = 'csv'\n")
+    result = runner.invoke(main, ["run", str(bad)])
+    assert result.exit_code == 2 and "sources[0].path" in result.output
+    missing = tmp_path / "missing.toml"
+    missing.write_text("[[sources]]\nname = 'm'\ntable = 'messages'\nformat = 'csv'\npath = 'none.csv'\n"
+                       "platform = 'p'\n[sources.columns]\nsender = 's'\nrecipient = 'r'\n")
+    result = runner.invoke(main, ["run", str(missing)])
+    assert result.exit_code == 3 and "none.csv does not exist" in result.output
