@@ -113,7 +113,9 @@ def _typed_sql(table: str, col: InputColumn, s: str, fmt: str) -> str:
     if col.kind == "number":
         return f"TRY_CAST({s} AS DOUBLE)"
     if col.kind == "identifier":
-        return hmac_sql(col.name, normalise_sql(col.name, s))
+        # Normalised only: the keyed hash is computed once per distinct value when rows are stored
+        # (see _FileIngest._store), which is far cheaper than hashing every row.
+        return normalise_sql(col.name, s)
     if col.kind == "label":
         return f"lower(trim({s}))"
     raise AssertionError(col.kind)
@@ -311,7 +313,8 @@ class _FileIngest:
         mapped = [c for c in self.table.columns if c.name in source.columns or c.name in source.constants]
         raw_parts = []
         for c in mapped:
-            value = typed[c.name] if c.kind == "identifier" else f"left({string_of[c.name]}, {RAW_TEXT_CHARS})"
+            value = (hmac_sql(c.name, typed[c.name]) if c.kind == "identifier"
+                     else f"left({string_of[c.name]}, {RAW_TEXT_CHARS})")
             key = c.name + ("_hash" if c.kind == "identifier" else "")
             raw_parts += [_sql_str(key), value]
         raw_json = f"json_object({', '.join(raw_parts)})::VARCHAR" if raw_parts else "'{}'"
@@ -387,9 +390,21 @@ class _FileIngest:
             extra = ["$source", "$f", "__row", str(self.seq)]
         else:
             extra_names, extra = [], []
-        select = ", ".join(["$run_id", *[_qi(c) for c in cols], *extra])
+        joins = []
+        for c in table.columns:
+            if c.kind == "identifier" and (c.name in self.source.columns or c.name in self.source.constants):
+                lookup = f"_hmac_{c.name}"
+                sql = (f"CREATE OR REPLACE TEMP TABLE {lookup} AS SELECT v, {hmac_sql(c.name, 'v')} AS h "
+                       f"FROM (SELECT DISTINCT t_{c.name} AS v FROM _v WHERE t_{c.name} IS NOT NULL)")
+                con.execute(sql, self.pads)
+                joins.append(f"LEFT JOIN {lookup} ON {lookup}.v = _v.t_{c.name}")
+                cols[cols.index("t_" + c.name)] = f"{lookup}.h"
+            elif c.kind == "identifier":
+                cols[cols.index("t_" + c.name)] = "NULL"
+        select = ", ".join(["$run_id", *[c if c.endswith(".h") or c == "NULL" else _qi(c) for c in cols], *extra])
         target = ", ".join(["run_id", *names, *extra_names])
-        sql = f"INSERT INTO {stored} ({target}) SELECT {select} FROM _v WHERE __check IS NULL"
+        sql = (f"INSERT INTO {stored} ({target}) SELECT {select} FROM _v {' '.join(joins)} "
+               f"WHERE __check IS NULL")
         con.execute(sql, _bind(sql, p))
 
 
