@@ -229,7 +229,8 @@ def _reader_sql(source: Source) -> str:
     ``line`` and ``__ok`` (the line is a JSON object).
     """
     if source.format == "ndjson":
-        cols = [f"json_extract_string(__js, $p_{c}) AS s_{c}" for c in source.columns]
+        # One parse per line: extract every mapped key at once into a list, then pick the elements.
+        cols = [f"__vals[{i + 1}] AS s_{c}" for i, c in enumerate(source.columns)]
         lines = ("SELECT line, row_number() OVER () AS __row FROM read_csv($f, columns = {'line': 'VARCHAR'}, "
                  "header = false, delim = chr(31), quote = '', escape = '', auto_detect = false, "
                  f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, rejects_table = '_rej_errors', "
@@ -239,7 +240,8 @@ def _reader_sql(source: Source) -> str:
         valid = "coalesce(json_valid(line) AND starts_with(ltrim(line), '{'), false)"
         objects = (f"SELECT *, {valid} AS __ok, CASE WHEN {valid} THEN line ELSE '{{}}' END AS __js "
                    f"FROM ({lines}) WHERE line IS NOT NULL AND trim(line) <> ''")
-        return f"SELECT {', '.join(['__row', 'line', '__ok', *cols])} FROM ({objects})"
+        extracted = f"SELECT *, json_extract_string(__js, $paths) AS __vals FROM ({objects})"
+        return f"SELECT {', '.join(['__row', 'line', '__ok', *cols])} FROM ({extracted})"
     cols = [f"CAST({_qi(column)} AS VARCHAR) AS s_{c}" for c, column in source.columns.items()]
     select = ", ".join(["__row", *cols])
     if source.format == "parquet":
@@ -267,9 +269,8 @@ class _FileIngest:
 
     def params(self, path: str) -> dict[str, object]:
         p: dict[str, object] = {"f": path, "run_id": self.run_id, "source": self.source.name}
-        for canonical in self.source.columns:
-            if self.source.format == "ndjson":
-                p[f"p_{canonical}"] = '$."' + self.source.columns[canonical].replace('"', '\\"') + '"'
+        if self.source.format == "ndjson":
+            p["paths"] = ['$."' + column.replace('"', '\\"') + '"' for column in self.source.columns.values()]
         for canonical, value in self.source.constants.items():
             p[f"c_{canonical}"] = value
         p.update(self.pads)
