@@ -1,0 +1,340 @@
+"""Why an account got its score: evidence gathered from the run's tables, for a terminal, JSON or GraphML.
+
+:func:`explain` returns a JSON-serialisable dict (direct flags, override, linked accounts and why they are
+linked, campaigns, standout behaviour vs the platform's typical account, the log-odds contribution of
+each kind of evidence). :func:`render_text` formats it for a terminal; :func:`evidence_graph` builds the
+account's evidence neighbourhood as a networkx graph and :func:`write_graphml` saves it for Gephi or
+yEd. Explanations are for analysts of the run's database: unlike exports, they name linked accounts.
+
+Example
+-------
+>>> import duckdb
+>>> con = duckdb.connect()
+>>> try:
+...     explain(con, "p", "nobody")
+... except AccountNotFound as exc:
+...     print(exc)
+'p:nobody' is not in the reputation table; run the pipeline first or check PLATFORM:ACCOUNT
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import networkx as nx
+
+from .scoring.propagation import table_exists
+
+#: Numeric features compared with the platform's median account: (column, description).
+STANDOUT_FEATURES: tuple[tuple[str, str], ...] = (
+    ("messages_sent", "messages sent"),
+    ("fan_out", "distinct recipients"),
+    ("fan_in", "distinct senders to it"),
+    ("reply_rate", "share of recipients who wrote back"),
+    ("unsolicited_rate", "share of contacts opened unsolicited"),
+    ("template_share", "share of near-copy messages"),
+    ("weekend_share", "share of messages at the weekend"),
+    ("night_share", "share of messages at night (UTC)"),
+    ("burstiness", "burstiness of sending"),
+    ("dormancy_burst", "dormancy then burst"),
+    ("account_age_days", "account age at first message, days"),
+    ("direct_share", "share of direct messages"),
+)
+#: A feature stands out when |value − median| exceeds this many interquartile ranges.
+STANDOUT_IQRS = 1.0
+#: Smallest spread used when the interquartile range is (near) zero.
+MIN_SPREAD = 0.05
+
+
+class AccountNotFound(KeyError):
+    """The account has no row in ``reputation``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _rows(con: duckdb.DuckDBPyConnection, q: str, params: list | dict | None = None) -> list[dict[str, Any]]:
+    res = con.execute(q, params)
+    names = [d[0] for d in res.description]
+    return [{k: _jsonable(v) for k, v in zip(names, row, strict=True)} for row in res.fetchall()]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, float):
+        return round(v, 6)
+    return v
+
+
+def _loads(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def explain(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> dict[str, Any]:
+    """Gather the evidence behind ``platform:account``'s reputation.
+
+    Parameters
+    ----------
+    con
+        Connection to a run's database (read-only is enough).
+    platform, account
+        The account to explain.
+
+    Returns
+    -------
+    dict
+        Keys: ``account`` (platform, account, score, verdict, confidence, identity_id, reason_text,
+        valid_until, run_id), ``reasons`` (list of {kind, source_platform, contribution}),
+        ``contributions`` (log-odds per evidence kind, ``base`` included), ``direct_flags``,
+        ``override``, ``linked_accounts`` (with link probability, evidence and their own verdicts),
+        ``campaigns``, ``standout_features`` and ``propagated`` (graph contribution, log-odds).
+
+    Raises
+    ------
+    AccountNotFound
+        When the account has no reputation row.
+    """
+    if not table_exists(con, "reputation"):
+        raise AccountNotFound(f"'{platform}:{account}' is not in the reputation table; run the pipeline first "
+                              "or check PLATFORM:ACCOUNT")
+    key = [platform, account]
+    rep = _rows(con, "SELECT platform, account, score, verdict, confidence, identity_id, reasons, reason_text, "
+                     "flagged_on, first_seen, last_seen, valid_until, run_id FROM reputation "
+                     "WHERE platform = ? AND account = ?", key)
+    if not rep:
+        raise AccountNotFound(f"'{platform}:{account}' is not in the reputation table; run the pipeline first "
+                              "or check PLATFORM:ACCOUNT")
+    head = rep[0]
+    out: dict[str, Any] = {"account": {k: v for k, v in head.items() if k != "reasons"},
+                           "reasons": _loads(head["reasons"]) or []}
+    out["contributions"] = {}
+    if table_exists(con, "account_evidence"):
+        ev = _rows(con, "SELECT c_base AS base, c_direct AS direct_flag, c_identity AS identity_flag, "
+                        "c_campaign AS campaign_flag, c_behaviour AS behaviour, c_graph AS graph, logit AS total, "
+                        "direct_evidence, identity_carry, campaign_carry, behaviour AS behaviour_prior_logodds, "
+                        "graph_push_cobehaviour, graph_push_conversation "
+                        "FROM account_evidence WHERE platform = ? AND account = ?", key)
+        if ev:
+            e = ev[0]
+            out["contributions"] = {k: e[k] for k in ("base", "direct_flag", "identity_flag", "campaign_flag",
+                                                      "behaviour", "graph", "total")}
+            out["evidence"] = {k: e[k] for k in ("direct_evidence", "identity_carry", "campaign_carry",
+                                                 "behaviour_prior_logodds", "graph_push_cobehaviour",
+                                                 "graph_push_conversation")}
+    out["propagated"] = out["contributions"].get("graph")
+    out["direct_flags"] = _rows(con, "SELECT label, flagged_at, source, confidence FROM flags "
+                                     "WHERE platform = ? AND account = ? ORDER BY flagged_at DESC NULLS LAST, "
+                                     "label, source", key) if table_exists(con, "flags") else []
+    out["override"] = None
+    if table_exists(con, "overrides"):
+        ov = _rows(con, "SELECT decision, reason, author, decided_at FROM overrides WHERE platform = ? AND "
+                        "account = ? ORDER BY decided_at DESC NULLS LAST, decision LIMIT 1", key)
+        out["override"] = ov[0] if ov else None
+    out["linked_accounts"] = _linked(con, platform, account, head["identity_id"])
+    out["campaigns"] = _campaigns(con, platform, account)
+    out["standout_features"] = _standout(con, platform, account)
+    return out
+
+
+def _linked(con: duckdb.DuckDBPyConnection, platform: str, account: str, identity_id: str | None
+            ) -> list[dict[str, Any]]:
+    """Accounts of the same identity, and any scored link touching the account, with why they are linked."""
+    has_links = table_exists(con, "links")
+    has_ident = table_exists(con, "identities") and identity_id is not None
+    if not (has_links or has_ident):
+        return []
+    parts = []
+    if has_ident:
+        parts.append("SELECT platform, account FROM identities WHERE identity_id = $iid "
+                     "AND NOT (platform = $p AND account = $a)")
+    if has_links:
+        parts.append("SELECT platform_b, account_b FROM links WHERE platform_a = $p AND account_a = $a")
+        parts.append("SELECT platform_a, account_a FROM links WHERE platform_b = $p AND account_b = $a")
+    link_join = ("LEFT JOIN links l ON (l.platform_a = $p AND l.account_a = $a AND l.platform_b = m.platform "
+                 "AND l.account_b = m.account) OR (l.platform_b = $p AND l.account_b = $a "
+                 "AND l.platform_a = m.platform AND l.account_a = m.account)") if has_links else ""
+    link_cols = "l.probability, l.match_weight, l.evidence, l.rules" if has_links else \
+        "NULL AS probability, NULL AS match_weight, NULL AS evidence, NULL AS rules"
+    same = ("(SELECT count(*) > 0 FROM identities i WHERE i.identity_id = $iid AND i.platform = m.platform "
+            "AND i.account = m.account)") if has_ident else "false"
+    q = f"""
+        WITH mates AS ({' UNION '.join(parts)})
+        SELECT m.platform, m.account, {same} AS same_identity, {link_cols},
+               r.score, r.verdict, r.flagged_on
+        FROM (SELECT DISTINCT * FROM mates) m(platform, account)
+        {link_join}
+        LEFT JOIN reputation r ON r.platform = m.platform AND r.account = m.account
+        ORDER BY probability DESC NULLS LAST, m.platform, m.account
+    """
+    rows = _rows(con, q, {"p": platform, "a": account, **({"iid": identity_id} if has_ident else {})})
+    for r in rows:
+        r["evidence"] = _loads(r["evidence"])
+    return rows
+
+
+def _campaigns(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> list[dict[str, Any]]:
+    if not table_exists(con, "campaigns"):
+        return []
+    rows = _rows(con, """
+        WITH mine AS (SELECT DISTINCT campaign_id FROM campaigns WHERE platform = $p AND account = $a)
+        SELECT c.campaign_id, count(DISTINCT (c.platform, c.account)) AS accounts,
+               list(DISTINCT c.platform ORDER BY c.platform) AS platforms,
+               list(DISTINCT c.template_id ORDER BY c.template_id) AS templates,
+               any_value(c.evidence) AS evidence,
+               count(DISTINCT (c.platform, c.account)) FILTER (WHERE r.verdict = 'spam') AS spam_accounts
+        FROM campaigns c JOIN mine USING (campaign_id)
+        LEFT JOIN reputation r ON r.platform = c.platform AND r.account = c.account
+        GROUP BY c.campaign_id ORDER BY c.campaign_id
+    """, {"p": platform, "a": account})
+    for r in rows:
+        r["evidence"] = _loads(r["evidence"])
+    return rows
+
+
+def _standout(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> list[dict[str, Any]]:
+    """Features whose value is more than ``STANDOUT_IQRS`` interquartile ranges from the platform median."""
+    if not table_exists(con, "features"):
+        return []
+    stats = ", ".join(
+        f"quantile_cont({c}, 0.5) AS {c}_median, quantile_cont({c}, 0.75) - quantile_cont({c}, 0.25) AS {c}_iqr, "
+        f"max({c}) FILTER (WHERE account = $a) AS {c}_value"
+        for c, _ in STANDOUT_FEATURES)
+    res = con.execute(f"SELECT {stats} FROM features WHERE platform = $p", {"p": platform, "a": account})
+    names = [d[0] for d in res.description]
+    row = dict(zip(names, res.fetchall()[0], strict=True))
+    out = []
+    for col, desc in STANDOUT_FEATURES:
+        value, median, iqr = row[f"{col}_value"], row[f"{col}_median"], row[f"{col}_iqr"]
+        if value is None or median is None:
+            continue
+        # A floor on the spread keeps a feature that is constant on the platform from looking infinitely odd.
+        spread = max(float(iqr or 0.0), 0.1 * abs(float(median)), MIN_SPREAD)
+        z = max(-99.0, min(99.0, (float(value) - float(median)) / spread))
+        if abs(z) >= STANDOUT_IQRS:
+            out.append({"feature": col, "description": desc, "value": _jsonable(float(value)),
+                        "platform_median": _jsonable(float(median)), "iqrs_from_median": round(z, 2)})
+    out.sort(key=lambda r: -abs(r["iqrs_from_median"]))
+    return out[:6]
+
+
+def render_text(expl: dict[str, Any], width: int = 100) -> str:
+    """Format an :func:`explain` result for a terminal (rich tables, returned as plain text)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(record=True, width=width, file=open("/dev/null", "w"), color_system=None)  # noqa: SIM115
+    a = expl["account"]
+    console.print(f"[bold]{a['platform']}:{a['account']}[/bold]  verdict [bold]{a['verdict']}[/bold]  "
+                  f"score {a['score']:.3f}  confidence {a['confidence']:.2f}  identity {a['identity_id']}")
+    console.print(f"{a['reason_text']}")
+    console.print(f"valid until {a['valid_until']}  (run {a['run_id']}) — a lead for human review, not proof")
+    if expl.get("override"):
+        o = expl["override"]
+        console.print(f"override: {o['decision']} by {o['author']} at {o['decided_at']}: {o['reason']}")
+    if expl.get("contributions"):
+        t = Table(title="contributions (log-odds)")
+        t.add_column("evidence")
+        t.add_column("log-odds", justify="right")
+        for k, v in expl["contributions"].items():
+            t.add_row(k, f"{v:+.2f}" if v is not None else "")
+        console.print(t)
+    if expl.get("direct_flags"):
+        t = Table(title="direct flags")
+        for c in ("label", "flagged_at", "source", "confidence"):
+            t.add_column(c)
+        for f in expl["direct_flags"]:
+            t.add_row(*(str(f[c]) for c in ("label", "flagged_at", "source", "confidence")))
+        console.print(t)
+    if expl.get("linked_accounts"):
+        t = Table(title="linked accounts")
+        for c in ("account", "same identity", "probability", "why", "verdict"):
+            t.add_column(c)
+        for r in expl["linked_accounts"]:
+            items = [e for e in (r.get("evidence") or []) if isinstance(e, dict) and (e.get("weight") or 0) > 0]
+            items.sort(key=lambda e: -float(e["weight"]))
+            why = ", ".join(f"{e.get('comparison')}={e.get('level')} ({float(e['weight']):+.1f})" for e in items[:4])
+            prob = f"{r['probability']:.3f}" if r.get("probability") is not None else ""
+            t.add_row(f"{r['platform']}:{r['account']}", str(r["same_identity"]), prob, why, str(r["verdict"]))
+        console.print(t)
+    for c in expl.get("campaigns", []):
+        console.print(f"campaign {c['campaign_id']}: {c['accounts']} accounts on {', '.join(c['platforms'])}, "
+                      f"{c['spam_accounts']} judged spam")
+    if expl.get("standout_features"):
+        t = Table(title="stands out vs the platform's median account")
+        for c in ("feature", "value", "median", "IQRs"):
+            t.add_column(c)
+        for f in expl["standout_features"]:
+            t.add_row(f["description"], f"{f['value']:.3g}", f"{f['platform_median']:.3g}",
+                      f"{f['iqrs_from_median']:+.1f}")
+        console.print(t)
+    return console.export_text()
+
+
+def evidence_graph(con: duckdb.DuckDBPyConnection, platform: str, account: str,
+                   max_contacts: int = 50) -> nx.Graph:
+    """The account's evidence neighbourhood: identity mates, links, campaign mates, reciprocated contacts.
+
+    Nodes are ``"platform:account"`` with attributes platform, account, score, verdict, focus; edges carry
+    ``kind`` (same_identity, link, campaign, reciprocated) and a ``weight`` (link probability, 1 otherwise).
+    At most ``max_contacts`` reciprocated contacts (most messages first) are included.
+    """
+    expl = explain(con, platform, account)
+    g = nx.Graph()
+    me = f"{platform}:{account}"
+
+    def node(p: str, a: str) -> str:
+        n = f"{p}:{a}"
+        if n not in g:
+            g.add_node(n, platform=p, account=a, focus=(n == me))
+        return n
+
+    node(platform, account)
+    for r in expl["linked_accounts"]:
+        n = node(r["platform"], r["account"])
+        kind = "link" if r.get("probability") is not None else "same_identity"
+        g.add_edge(me, n, kind=kind, weight=float(r["probability"] if r.get("probability") is not None else 1.0))
+    if table_exists(con, "campaigns"):
+        for cid, p, a in con.execute(
+                "SELECT DISTINCT c.campaign_id, c.platform, c.account FROM campaigns c WHERE c.campaign_id IN "
+                "(SELECT campaign_id FROM campaigns WHERE platform = ? AND account = ?) ORDER BY ALL",
+                [platform, account]).fetchall():
+            n = node(p, a)
+            if n != me and not g.has_edge(me, n):
+                g.add_edge(me, n, kind="campaign", weight=1.0, campaign_id=cid)
+    if table_exists(con, "interactions"):
+        for p, a, msgs in con.execute(
+                "SELECT platform, recipient, messages FROM interactions WHERE platform = ? AND sender = ? "
+                "AND kind = 'direct' AND reciprocated ORDER BY messages DESC, recipient LIMIT ?",
+                [platform, account, max_contacts]).fetchall():
+            n = node(p, a)
+            if not g.has_edge(me, n):
+                g.add_edge(me, n, kind="reciprocated", weight=1.0, messages=int(msgs))
+    names = list(g.nodes)
+    if names and table_exists(con, "reputation"):
+        rows = con.execute("SELECT platform || ':' || account, score, verdict FROM reputation "
+                           "WHERE list_contains(?, platform || ':' || account)", [names]).fetchall()
+        for n, score, verdict in rows:
+            g.nodes[n]["score"] = float(score)
+            g.nodes[n]["verdict"] = verdict
+    return g
+
+
+def write_graphml(graph: nx.Graph, path: str | Path) -> Path:
+    """Write ``graph`` as GraphML (attributes of None are dropped, GraphML has no null)."""
+    path = Path(path)
+    clean = nx.Graph()
+    clean.add_nodes_from((n, {k: v for k, v in d.items() if v is not None}) for n, d in graph.nodes(data=True))
+    clean.add_edges_from((u, v, {k: v2 for k, v2 in d.items() if v2 is not None})
+                         for u, v, d in graph.edges(data=True))
+    nx.write_graphml(clean, path)
+    return path

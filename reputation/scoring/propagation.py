@@ -1,0 +1,241 @@
+"""Graph propagation: SybilSCAR-style linearised belief propagation as a scipy.sparse kernel.
+
+With hatted values ``p̂ = p − 0.5`` the iteration is ``p̂ ← clip(q̂ + 2·W·p̂, −0.5, 0.5)`` (Wang, Zhang,
+Gong, INFOCOM 2017), where ``q̂`` is the prior (+ for spam seeds, − for clean seeds, 0 otherwise) and
+``W`` a symmetric non-negative edge-weight matrix.
+
+Which edges (see :func:`build_edges`):
+
+- **reciprocated** direct conversations (both accounts wrote to each other on a platform; strength
+  grows with the smaller direction's message count up to ``FULL_RECIPROCITY``). One-way
+  edges are *never* used: a recipient is never tainted for having received spam (the message-graph
+  failure of random-walk defences, and Íntegro's lesson).
+- **campaign** co-membership (lockstep groups: one operator).
+- **template** co-membership (accounts sending near-copies of the same text), weaker, and only for
+  templates shared by few enough accounts that the clique stays small.
+
+Edge weights are normalised so that the iteration is a contraction: with ``s_uv`` the raw strength and
+``D_u = Σ_v s_uv``, ``w_uv = ρ · s_uv / (2 · max(D_u, D_v))``; every row of ``2W`` then sums to at most
+``ρ < 1``, so the linear iteration converges geometrically for any prior, and (when the clip does not
+bind) the result is the linear map ``p̂ = (I − 2W)⁻¹ q̂`` — which lets the scoring stage attribute the
+propagated belief to the kinds of evidence that seeded it.
+
+Example
+-------
+>>> import scipy.sparse as sp
+>>> W = normalise_edges(np.array([0, 1]), np.array([1, 2]), np.array([1.0, 1.0]), 3)
+>>> p, it = linearized_bp(W, np.array([0.5, 0.0, 0.0]))
+>>> bool(p[0] > p[1] > p[2] > 0)
+True
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import scipy.sparse as sp
+
+#: Spectral bound of 2W (row sums), < 1 so that the iteration contracts.
+DEFAULT_RHO = 0.9
+#: Raw strength of each edge kind.
+EDGE_STRENGTH = {"reciprocated": 1.0, "campaign": 1.0, "template": 0.5}
+#: Messages each way at which a conversation counts as a full-strength reciprocated edge: a victim who
+#: wrote back once ("who is this?") ties a spammer to the honest region only weakly.
+FULL_RECIPROCITY = 3
+#: Templates shared by more accounts than this add no co-membership edges (quadratic clique, weak signal).
+MAX_TEMPLATE_ACCOUNTS = 100
+#: Campaigns with more accounts than this add no clique edges (their carry-over still applies).
+MAX_CAMPAIGN_ACCOUNTS = 300
+
+
+class ConvergenceError(RuntimeError):
+    """The propagation did not converge within ``max_iter`` iterations.
+
+    Attributes
+    ----------
+    iterations
+        Iterations run.
+    delta
+        Largest absolute change in the last iteration.
+    """
+
+    def __init__(self, iterations: int, delta: float, tol: float):
+        super().__init__(f"belief propagation did not converge in {iterations} iterations "
+                         f"(last change {delta:.3g} > tol {tol:.3g}); lower the edge weights (rho) "
+                         f"or raise max_iter")
+        self.iterations = iterations
+        self.delta = delta
+
+
+def normalise_edges(src: np.ndarray, dst: np.ndarray, strength: np.ndarray, n: int,
+                    rho: float = DEFAULT_RHO, mode: str = "symmetric") -> sp.csr_matrix:
+    """Weight matrix W from undirected edges, normalised so that every row of 2W sums to ≤ rho.
+
+    Duplicate edges (either orientation) add their strengths; self-loops are dropped.
+
+    ``mode="symmetric"``: ``w_uv = rho · s_uv / (2 · max(D_u, D_v))`` (symmetric, as in SybilSCAR).
+    ``mode="row"``: ``w_uv = rho · s_uv / (2 · D_u)``: every row of 2W sums to exactly rho, so an
+    account's neighbours push their strength-weighted *average* belief into it (label spreading), and a
+    well-connected neighbour does not drown a small identity's edges.
+
+    Parameters
+    ----------
+    src, dst
+        Node indices 0..n-1 of each edge.
+    strength
+        Raw strength of each edge (> 0).
+    n
+        Number of nodes.
+    rho
+        Bound on the row sums of 2W; must be < 1 for guaranteed convergence.
+    """
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    strength = np.asarray(strength, dtype=np.float64)
+    keep = src != dst
+    src, dst, strength = src[keep], dst[keep], strength[keep]
+    rows = np.concatenate([src, dst])
+    cols = np.concatenate([dst, src])
+    vals = np.concatenate([strength, strength])
+    S = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
+    S.sum_duplicates()
+    deg = np.asarray(S.sum(axis=1)).ravel()
+    S = S.tocoo()
+    if mode not in ("symmetric", "row"):
+        raise ValueError(f"mode must be 'symmetric' or 'row', got {mode!r}")
+    denom = 2.0 * (np.maximum(deg[S.row], deg[S.col]) if mode == "symmetric" else deg[S.row])
+    W = sp.csr_matrix((rho * S.data / denom, (S.row, S.col)), shape=(n, n))
+    return W
+
+
+def linearized_bp(W: sp.spmatrix, prior_hat: np.ndarray, max_iter: int = 200, tol: float = 1e-7,
+                  clip: float | None = 0.5) -> tuple[np.ndarray, int]:
+    """Iterate ``p̂ ← clip(q̂ + 2·W·p̂)`` from ``p̂ = q̂`` until the largest change is below ``tol``.
+
+    Parameters
+    ----------
+    W
+        (n, n) symmetric sparse weights.
+    prior_hat
+        (n,) or (n, m) centred priors q̂ (m independent columns propagate at once; with ``clip=None``
+        the map is linear, so columns add up to the propagation of their sum).
+    max_iter
+        Iterations allowed before :class:`ConvergenceError`.
+    tol
+        Convergence threshold on the largest absolute change.
+    clip
+        Bound of |p̂| (0.5 in SybilSCAR); None for the unclipped linear map.
+
+    Returns
+    -------
+    (p_hat, iterations)
+
+    Raises
+    ------
+    ConvergenceError
+        When the change is still above ``tol`` after ``max_iter`` iterations.
+    """
+    W = sp.csr_matrix(W)
+    q = np.asarray(prior_hat, dtype=np.float64)
+    p = q.copy()
+    if clip is not None:
+        p = np.clip(p, -clip, clip)
+    two_w = 2.0 * W
+    delta = np.inf
+    for it in range(1, max_iter + 1):
+        new = q + two_w @ p
+        if clip is not None:
+            np.clip(new, -clip, clip, out=new)
+        delta = float(np.max(np.abs(new - p))) if new.size else 0.0
+        p = new
+        if delta < tol:
+            return p, it
+    raise ConvergenceError(max_iter, delta, tol)
+
+
+#: One query per edge kind: (input table, SQL returning u, v, s over ``acc_index`` indices).
+EDGE_QUERIES: dict[str, tuple[str, str]] = {
+    "reciprocated": ("interactions", f"""
+        SELECT least(a.idx, b.idx) AS u, greatest(a.idx, b.idx) AS v,
+               {EDGE_STRENGTH['reciprocated']} * least(least(i.messages, i.replies), {FULL_RECIPROCITY})
+                   / {FULL_RECIPROCITY}.0 AS s
+        FROM interactions i
+        JOIN acc_index a ON a.platform = i.platform AND a.account = i.sender
+        JOIN acc_index b ON b.platform = i.platform AND b.account = i.recipient
+        WHERE i.kind = 'direct' AND i.reciprocated AND i.sender < i.recipient
+    """),
+    "campaign": ("campaigns", f"""
+        WITH members AS (
+            SELECT DISTINCT c.campaign_id, a.idx
+            FROM campaigns c JOIN acc_index a ON a.platform = c.platform AND a.account = c.account
+        ),
+        sizes AS (SELECT campaign_id, count(*) AS n FROM members GROUP BY campaign_id)
+        SELECT DISTINCT x.idx AS u, y.idx AS v, {EDGE_STRENGTH['campaign']} AS s
+        FROM members x
+        JOIN members y ON x.campaign_id = y.campaign_id AND x.idx < y.idx
+        JOIN sizes z ON z.campaign_id = x.campaign_id
+        WHERE z.n <= $max_accounts
+    """),
+    "template": ("templates", f"""
+        WITH members AS (
+            SELECT DISTINCT t.template_id, a.idx
+            FROM templates t JOIN acc_index a ON a.platform = t.platform AND a.account = t.account
+        ),
+        sizes AS (SELECT template_id, count(*) AS n FROM members GROUP BY template_id)
+        SELECT DISTINCT x.idx AS u, y.idx AS v, {EDGE_STRENGTH['template']} AS s
+        FROM members x
+        JOIN members y ON x.template_id = y.template_id AND x.idx < y.idx
+        JOIN sizes z ON z.template_id = x.template_id
+        WHERE z.n <= $max_accounts
+    """),
+}
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """True when a table or view ``name`` exists in the connection's catalog."""
+    q = ("SELECT count(*) FROM (SELECT table_name AS n FROM duckdb_tables() "
+         "UNION ALL SELECT view_name FROM duckdb_views()) WHERE n = ?")
+    return bool(con.execute(q, [name]).fetchall()[0][0])
+
+
+def edge_list(con: duckdb.DuckDBPyConnection, max_template_accounts: int = MAX_TEMPLATE_ACCOUNTS,
+              max_campaign_accounts: int = MAX_CAMPAIGN_ACCOUNTS) -> dict[str, tuple[np.ndarray, ...]]:
+    """Raw undirected edges (u, v, strength) of each kind over the temp table ``acc_index``.
+
+    Reads ``interactions``, ``campaigns`` and ``templates``; an absent table contributes no edges.
+    """
+    caps = {"campaign": max_campaign_accounts, "template": max_template_accounts}
+    out: dict[str, tuple[np.ndarray, ...]] = {}
+    for kind, (table, q) in EDGE_QUERIES.items():
+        if not table_exists(con, table):
+            out[kind] = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+            continue
+        params = {"max_accounts": caps[kind]} if kind in caps else None
+        cols = con.execute(q, params).fetchnumpy()
+        out[kind] = (np.asarray(cols["u"], np.int64), np.asarray(cols["v"], np.int64),
+                     np.asarray(cols["s"], np.float64))
+    return out
+
+
+def build_edges(con: duckdb.DuckDBPyConnection, n: int, rho: float = DEFAULT_RHO,
+                max_template_accounts: int = MAX_TEMPLATE_ACCOUNTS,
+                max_campaign_accounts: int = MAX_CAMPAIGN_ACCOUNTS,
+                extra: dict[str, tuple[np.ndarray, ...]] | None = None,
+                mode: str = "symmetric") -> tuple[sp.csr_matrix, dict[str, int]]:
+    """The propagation graph W over the accounts of the temp table ``acc_index``(idx, platform, account).
+
+    ``extra`` adds edges of further kinds (kind → (u, v, strength)), e.g. identity edges; ``mode`` is the
+    normalisation (see :func:`normalise_edges`).
+
+    Returns
+    -------
+    (W, counts)
+        The normalised weight matrix and the number of edges of each kind.
+    """
+    edges = edge_list(con, max_template_accounts, max_campaign_accounts)
+    edges.update(extra or {})
+    src = np.concatenate([e[0] for e in edges.values()])
+    dst = np.concatenate([e[1] for e in edges.values()])
+    s = np.concatenate([e[2] for e in edges.values()])
+    counts = {k: len(e[0]) for k, e in edges.items()}
+    return normalise_edges(src, dst, s, n, rho=rho, mode=mode), counts

@@ -1,0 +1,113 @@
+"""explain(): evidence for one account; render_text(); evidence_graph() and GraphML; analyst views."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import networkx as nx
+import pytest
+from test_reputation import make_ctx, make_world
+
+from reputation.explain import AccountNotFound, evidence_graph, explain, render_text, write_graphml
+from reputation.scoring.stage import build_reputation
+from reputation.views import create_views
+
+
+@pytest.fixture(scope="module")
+def con() -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect()
+    make_world(c)
+    build_reputation(c, make_ctx())
+    return c
+
+
+def test_explain_carried_account(con: duckdb.DuckDBPyConnection) -> None:
+    e = explain(con, "beta", "s0")
+    assert e["account"]["verdict"] == "spam"
+    linked = {(r["platform"], r["account"]): r for r in e["linked_accounts"]}
+    mate = linked[("alpha", "s0")]
+    assert mate["same_identity"] and mate["probability"] == pytest.approx(0.95)
+    assert mate["evidence"][0]["comparison"] == "device"
+    assert e["campaigns"][0]["campaign_id"] == "camp_beta"
+    assert e["contributions"]["identity_flag"] > 0
+    # The contributions add up to the total log-odds.
+    parts = sum(v for k, v in e["contributions"].items() if k != "total")
+    assert parts == pytest.approx(e["contributions"]["total"], abs=1e-4)
+    standout = {f["feature"] for f in e["standout_features"]}
+    assert {"unsolicited_rate", "fan_out"} <= standout
+    json.dumps(e)  # JSON-serialisable for --format json
+
+
+def test_explain_direct_flags_and_override(con: duckdb.DuckDBPyConnection) -> None:
+    e = explain(con, "alpha", "s1")
+    assert [f["label"] for f in e["direct_flags"]] == ["spam"]
+    assert e["override"] is None
+    e = explain(con, "alpha", "h7")
+    assert e["override"]["decision"] == "spam" and e["account"]["verdict"] == "spam"
+
+
+def test_unknown_account_raises(con: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(AccountNotFound):
+        explain(con, "beta", "nobody")
+
+
+def test_render_text_mentions_the_evidence(con: duckdb.DuckDBPyConnection) -> None:
+    text = render_text(explain(con, "beta", "s0"))
+    assert "beta:s0" in text and "alpha:s0" in text and "human review" in text
+    assert "device" in text
+
+
+def test_evidence_graph_and_graphml(con: duckdb.DuckDBPyConnection, tmp_path) -> None:
+    g = evidence_graph(con, "beta", "s0")
+    assert g.nodes["beta:s0"]["focus"]
+    assert g.edges["beta:s0", "alpha:s0"]["kind"] == "link"
+    assert g.edges["beta:s0", "beta:s1"]["kind"] == "campaign"
+    # Spam recipients are not in the evidence graph: one-way edges carry no evidence.
+    assert not any(n.startswith("beta:h") for n in g.nodes)
+    path = write_graphml(g, tmp_path / "g.graphml")
+    back = nx.read_graphml(path)
+    assert set(back.nodes) == set(g.nodes)
+    assert back.nodes["alpha:s0"]["verdict"] == "spam"
+
+
+def test_honest_evidence_graph_has_reciprocated_contacts(con: duckdb.DuckDBPyConnection) -> None:
+    g = evidence_graph(con, "alpha", "h3")
+    kinds = {d["kind"] for _, _, d in g.edges(data=True)}
+    assert kinds == {"reciprocated"}
+
+
+def test_views(con: duckdb.DuckDBPyConnection) -> None:
+    made = create_views(con)
+    assert set(made) == {"spam_identities_multi_platform", "carried_over_verdicts", "campaign_accounts",
+                         "review_queue_false_positives"}
+    multi = con.execute("SELECT identity_id, spam_platforms FROM spam_identities_multi_platform").fetchall()
+    assert ("spam0", ["alpha", "beta"]) in multi
+    carried = {r[0] for r in con.execute("SELECT account FROM carried_over_verdicts WHERE platform = 'beta'"
+                                         ).fetchall()}
+    assert "s0" in carried
+    camp = dict(con.execute("SELECT campaign_id, accounts FROM campaign_accounts").fetchall())
+    assert camp["camp_alpha"] == 8
+    docs = con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal AND comment IS NOT NULL"
+                       ).fetchall()[0][0]
+    assert docs == 4
+
+
+def test_review_queue_picks_high_score_with_conversations() -> None:
+    c = duckdb.connect()
+    make_world(c)
+    # alpha:h20, a busy talker, is tied to a flagged spammer by a (wrong) identity link and campaign.
+    c.execute("UPDATE identities SET identity_id = 'spam0', membership = 0.99 WHERE platform = 'alpha' "
+              "AND account = 'h20'")
+    c.execute("INSERT INTO campaigns VALUES ('r0', 'camp_alpha', 'alpha', 'h20', 'tpl_spam', 8, '{}')")
+    for partner in ("h10", "h11", "h12"):
+        c.execute("INSERT INTO interactions VALUES ('r0', 'alpha', 'h20', ?, NULL, 'direct', 5, NULL, NULL, true, "
+                  "5, false)", [partner])
+    build_reputation(c, make_ctx())
+    create_views(c)
+    assert c.execute("SELECT verdict FROM reputation WHERE platform = 'alpha' AND account = 'h20'"
+                     ).fetchall()[0][0] == "spam"
+    rows = c.execute("SELECT platform, account, reciprocated_partners FROM review_queue_false_positives"
+                     ).fetchall()
+    # Spammers (one-way contacts) never qualify; the talker does.
+    assert rows == [("alpha", "h20", 6)]  # h19, h21 (ring), bulk, h10-h12
