@@ -143,6 +143,9 @@ class _Runner:
         con = duckdb.connect(str(path))
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET temp_directory = ?", [str(path.parent / ".duckdb_tmp")])
+        # The build file is checkpointed once at the end; automatic checkpoints every 16 MB of WAL would
+        # recompress the growing tables again and again (measured: ingest 13.6 s -> 8.1 s per 1M rows).
+        con.execute("SET checkpoint_threshold = '64GB'")
         s = self.config.settings
         if s.memory_limit:
             con.execute("SET memory_limit = ?", [s.memory_limit])
