@@ -17,6 +17,7 @@ Example
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import resource
@@ -57,6 +58,10 @@ class RunFailed(RuntimeError):
         super().__init__(message)
         self.stage = stage
         self.run_id = run_id
+
+
+class RunLocked(RunFailed):
+    """Another run holds the output's lock; nothing was changed."""
 
 
 @dataclass
@@ -155,6 +160,47 @@ class _Runner:
 
     def run(self) -> RunResult:
         self.database.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.database.with_name(self.database.name + ".lock")
+        with open(lock_path, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunLocked(f"another run is writing {self.database} (it holds {lock_path}); "
+                                "wait for it to finish", "setup", self.run_id) from None
+            self._recover_abandoned_builds()
+            return self._run_locked()
+
+    def _recover_abandoned_builds(self) -> None:
+        """Record and remove build files of runs that were killed before they could publish.
+
+        Only called while holding the output lock, so no live run owns these files.
+        """
+        pattern = f".{self.database.name}.build-*"
+        for build in sorted(self.database.parent.glob(pattern)):
+            if build.suffix == ".wal" or build.is_dir():
+                continue
+            run_id = build.name.rsplit(".build-", 1)[1]
+            started = None
+            try:
+                con = duckdb.connect(str(build), read_only=True)
+                try:
+                    row = con.execute("SELECT run_id, started_at FROM runs WHERE status = 'running'").fetchone()
+                    if row:
+                        run_id, started = row
+                finally:
+                    con.close()
+            except duckdb.Error:
+                pass
+            self._record_failure("abandoned: the run was interrupted (killed) before it could publish",
+                                 run_id=run_id, started=started, stage="unknown")
+            log.warning("removed the build file of abandoned run %s: %s", run_id, build)
+            for leftover in (build, build.with_name(build.name + ".wal")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+        for folder in self.exports.parent.glob(f".{self.exports.name}.build-*"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _run_locked(self) -> RunResult:
         build = self.database.with_name(f".{self.database.name}.build-{self.run_id}")
         exports_build = self.exports.with_name(f".{self.exports.name}.build-{self.run_id}")
         con: duckdb.DuckDBPyConnection | None = None
@@ -272,7 +318,8 @@ class _Runner:
             os.replace(exports_build, self.exports)
             shutil.rmtree(old, ignore_errors=True)
 
-    def _record_failure(self, message: str) -> None:
+    def _record_failure(self, message: str, run_id: str | None = None, started: datetime | None = None,
+                        stage: str | None = None) -> None:
         """Append the failed run to the published database's runs table (created if missing)."""
         try:
             con = self.connect(self.database)
@@ -284,9 +331,10 @@ class _Runner:
                 con.execute(STORED_TABLES[name].ddl().replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
             con.execute("""INSERT INTO runs (run_id, started_at, finished_at, status, config_path, config_hash,
                            error, tool_version) VALUES ($r, $t, $f, 'failed', $p, $h, $e, $v)""",
-                        {"r": self.run_id, "t": self.started, "f": datetime.now(UTC).replace(tzinfo=None),
-                         "p": str(self.config.path), "h": self.config.config_hash,
-                         "e": f"stage {self.stage}: {message}", "v": __version__})
+                        {"r": run_id or self.run_id, "t": started or self.started,
+                         "f": datetime.now(UTC).replace(tzinfo=None), "p": str(self.config.path),
+                         "h": self.config.config_hash, "e": f"stage {stage or self.stage}: {message}",
+                         "v": __version__})
         finally:
             con.close()
 

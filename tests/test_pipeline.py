@@ -136,3 +136,48 @@ def test_reader_keeps_a_consistent_view_during_publish(tmp_path: Path) -> None:
         assert out == second.run_id
     finally:
         reader.close()
+
+
+KILLED_RUN = """
+import sys, time
+from pathlib import Path
+from reputation.pipeline import run_pipeline
+
+def slow(con, ctx):
+    Path(sys.argv[2]).write_text(ctx.run_id)
+    time.sleep(60)
+    return 0
+
+run_pipeline(sys.argv[1], stages=[("slow", slow)])
+"""
+
+
+def test_killed_run_leaves_results_and_is_recorded_as_abandoned(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    before = _read(first.database, "SELECT * FROM senders ORDER BY sender")
+    marker = tmp_path / "started"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(cfg), str(marker)])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the run never reached its slow stage"
+        # while it runs, a second run is refused rather than racing it
+        with pytest.raises(RunFailed, match="another run is writing"):
+            run_pipeline(cfg, stages=[])
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _read(first.database, "SELECT * FROM senders ORDER BY sender") == before
+    killed_id = marker.read_text()
+    run_pipeline(cfg, stages=[("senders", _count_stage)])
+    runs = dict(_read(first.database, "SELECT run_id, error FROM runs WHERE status = 'failed'"))
+    assert killed_id in runs and "abandoned" in runs[killed_id]
+    assert not [p for p in first.database.parent.iterdir() if ".build-" in p.name]
