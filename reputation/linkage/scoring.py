@@ -1,0 +1,449 @@
+"""Fellegi–Sunter scoring of candidate pairs: comparison levels in SQL, m/u by EM in numpy.
+
+Each comparison maps a pair of accounts to a small integer *level* (``-1`` = not comparable, e.g. one
+side has no e-mail; it contributes weight 0). For level ``l`` of comparison ``k``,
+``m = P(level | same person)`` and ``u = P(level | different people)``; the pair's match weight is
+
+    M = log2(λ / (1 − λ)) + Σ_k log2(m_k,l / u_k,l),     probability = 2^M / (1 + 2^M)
+
+where λ is the prior probability that two accounts drawn at random are the same person.
+
+Estimation (:func:`estimate`): u from a deterministic sample of random account pairs and m from the
+blocked candidate pairs, by expectation–maximisation. Both sets are scored with the current model in
+every iteration: m is the posterior-weighted level distribution over the candidates (each comparison
+weighted by the posterior that leaves its own evidence group out, so no comparison vouches for
+itself); u of the levels blocking finds completely (shared rare e-mail / phone / device, equal
+handles, shared name keys) is counted over the candidates by the method of moments — pairs at the
+level minus its expected matches (m × expected matches), ÷ all non-matching pairs — which resolves u
+far below what 10^5 random pairs can without letting a level vouch for itself; u of the other levels
+is the (1 − posterior)-weighted distribution over the random pairs (so the few true matches among
+random pairs do not make a shared value look common); λ = expected matches among candidates ÷ all
+pairs (blocking keeps nearly all true pairs). Known links are fixed at posterior 1 (the training
+signal). IP levels are sampled, not counted: households and offices share addresses.
+
+Term-frequency adjustment: a shared identifier's level is the bucket of how many accounts share the
+value (2, ≤ 5, ≤ 20, more), so a NAT'd IP shared by hundreds of accounts gets the u of common values;
+likewise a shared name key held by few accounts (``rare_name_accounts``) and an equal handle of nine
+or more letters have levels of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from .blocking import ACCOUNTS, CONTACTS, IDENTS, NAME_KEYS, NAME_PARTS, TEMPLATES, LinkageSettings
+
+SEED_LINKS = "_lk_seed_links"
+STRUCTURAL = "_lk_structural"
+"""Pairs matched one-to-one from contacts by seed-and-extend (see seed_extend.structural_match)."""
+KNOWN = "_lk_known"
+"""Known same-person pairs (a, b) by account id."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison: its name, the SQL computing its level, and the level labels."""
+
+    name: str
+    sql: str
+    labels: dict[int, str]
+
+
+_IDENT_LABELS = {4: "shared_unique", 3: "shared_few", 2: "shared_some", 1: "shared_common", 0: "differ"}
+
+
+def _ident_cmp(kind: str) -> Comparison:
+    col = f"{kind}_share"
+    return Comparison(kind, f"""CASE WHEN {col} IS NOT NULL THEN
+                 CASE WHEN {col} <= 2 THEN 4 WHEN {col} <= 5 THEN 3 WHEN {col} <= 20 THEN 2 ELSE 1 END
+             WHEN list_contains(ka.kinds, '{kind}') AND list_contains(kb.kinds, '{kind}') THEN 0
+             ELSE -1 END""", _IDENT_LABELS)
+
+
+COMPARISONS: tuple[Comparison, ...] = (
+    _ident_cmp("email"),
+    _ident_cmp("phone"),
+    _ident_cmp("device"),
+    _ident_cmp("ip"),
+    Comparison("handle_name", """CASE
+             WHEN (A.handle_norm IS NULL OR B.handle_norm IS NULL)
+                  AND (na.aid IS NULL OR nb.aid IS NULL) THEN -1
+             WHEN A.handle_norm = B.handle_norm AND length(A.handle_norm) >= 9 THEN 8
+             WHEN coalesce(ns.full_shared, 0) >= 2 AND coalesce(ks.keys_shared, 0) >= 2
+                  AND ks.key_df <= $rare THEN 7
+             WHEN A.handle_norm = B.handle_norm THEN 6
+             WHEN coalesce(ns.full_shared, 0) >= 2 AND coalesce(ks.keys_shared, 0) >= 2 THEN 5
+             WHEN coalesce(ks.keys_shared, 0) >= 1 AND ks.key_df <= $rare THEN 4
+             WHEN coalesce(ks.keys_shared, 0) >= 1 THEN 3
+             WHEN coalesce(ns.full_shared, 0) >= 1 THEN 2
+             WHEN jaro_winkler_similarity(A.handle_norm, B.handle_norm) >= 0.85 THEN 1
+             ELSE 0 END""", {8: "handle_equal_long", 7: "first_and_last_rare", 6: "handle_equal_short",
+                             5: "first_and_last", 4: "part_and_initial_rare", 3: "part_and_initial",
+                             2: "one_part", 1: "similar_handle", 0: "different"}),
+    Comparison("handle_digits", """CASE WHEN len(A.handle_digits) = 0 OR len(B.handle_digits) = 0
+                  OR A.handle_digits IS NULL OR B.handle_digits IS NULL THEN -1
+             WHEN len(list_intersect(A.handle_digits, B.handle_digits)) > 0 THEN 1
+             ELSE 0 END""", {1: "shared_number", 0: "different_numbers"}),
+    Comparison("template", """CASE WHEN ta.w IS NULL OR tb.w IS NULL THEN -1
+             WHEN coalesce(ts.shared_w, 0) = 0 THEN 0
+             WHEN ts.shared_w / (ta.w + tb.w - ts.shared_w) >= 0.5 THEN 3
+             WHEN ts.shared_w / (ta.w + tb.w - ts.shared_w) >= 0.15 THEN 2
+             ELSE 1 END""", {3: "jaccard_0.5", 2: "jaccard_0.15", 1: "some_shared", 0: "none_shared"}),
+    Comparison("activity", """CASE WHEN A.messages_sent < $min_msgs OR B.messages_sent < $min_msgs
+                  OR A.hour_profile IS NULL OR B.hour_profile IS NULL THEN -1
+             WHEN list_cosine_similarity(A.hour_profile, B.hour_profile) >= 0.95 THEN 3
+             WHEN list_cosine_similarity(A.hour_profile, B.hour_profile) >= 0.85 THEN 2
+             WHEN list_cosine_similarity(A.hour_profile, B.hour_profile) >= 0.6 THEN 1
+             ELSE 0 END""", {3: "cosine_0.95", 2: "cosine_0.85", 1: "cosine_0.6", 0: "dissimilar"}),
+    Comparison("contacts", """CASE WHEN ca.n IS NULL OR cb.n IS NULL THEN -1
+             WHEN coalesce(cs.shared, 0) = 0 THEN 0
+             WHEN cs.shared >= 4 AND cs.shared >= 0.3 * least(ca.n, cb.n) THEN 4
+             WHEN cs.shared >= 2 AND cs.shared >= 0.3 * least(ca.n, cb.n) THEN 3
+             WHEN cs.shared >= 2 THEN 2
+             ELSE 1 END""", {4: "overlap_strong", 3: "overlap_most", 2: "overlap_some", 1: "overlap_one",
+                             0: "none"}),
+    Comparison("contact_match", """CASE WHEN ca.n IS NULL OR cb.n IS NULL OR sm.round = 0 THEN -1
+             WHEN sm.a IS NOT NULL THEN 1 ELSE 0 END""", {1: "structural_match", 0: "no_match"}),
+    Comparison("known_link", "CASE WHEN kl.a IS NOT NULL THEN 1 ELSE 0 END",
+               {1: "declared", 0: "not_declared"}),
+    Comparison("platform", "CASE WHEN A.platform = B.platform THEN 0 ELSE 1 END",
+               {1: "cross_platform", 0: "same_platform"}),
+    Comparison("creation", """CASE
+             WHEN coalesce(A.first_at, A.created_at) IS NULL OR coalesce(B.first_at, B.created_at) IS NULL
+                  OR A.last_at IS NULL OR B.last_at IS NULL THEN -1
+             WHEN coalesce(B.created_at, B.first_at) >= A.last_at - INTERVAL 1 DAY
+                  AND coalesce(B.created_at, B.first_at) <= A.last_at + INTERVAL 30 DAY THEN 2
+             WHEN coalesce(A.created_at, A.first_at) >= B.last_at - INTERVAL 1 DAY
+                  AND coalesce(A.created_at, A.first_at) <= B.last_at + INTERVAL 30 DAY THEN 2
+             WHEN B.first_at > A.last_at OR A.first_at > B.last_at THEN 1
+             ELSE 0 END""", {2: "successor", 1: "sequential", 0: "overlapping"}),
+)
+"""The comparisons of the model, in column order of the level matrix."""
+
+N_LEVELS = [max(c.labels) + 1 for c in COMPARISONS]
+KNOWN_INDEX = [c.name for c in COMPARISONS].index("known_link")
+
+
+def ensure_seed_links(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the (empty) helper tables of the contact comparisons if missing."""
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SEED_LINKS} (a INTEGER, b INTEGER)")
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {KNOWN} (a INTEGER, b INTEGER)")
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STRUCTURAL} (a INTEGER, b INTEGER, round INTEGER)")
+
+
+def comparison_sql(pairs: str) -> str:
+    """SQL selecting ``a, b`` and one level column per comparison for the pairs in table ``pairs``.
+
+    Parameters ``$cap`` (contact degree cap) and ``$min_msgs`` (minimum sent messages for the activity
+    comparison) are named parameters.
+    """
+    levels = ",\n  ".join(f"({c.sql})::TINYINT AS {c.name}" for c in COMPARISONS)
+    kinds = ", ".join(f"min(share) FILTER (WHERE kind = '{k}') AS {k}_share"
+                      for k in ("email", "phone", "device", "ip"))
+    return f"""
+    WITH p AS (SELECT DISTINCT a, b FROM {pairs}),
+    ident AS (
+        SELECT p.a, p.b, x.kind, min(x.accounts_sharing) AS share
+        FROM p JOIN {IDENTS} x ON x.aid = p.a
+        JOIN {IDENTS} y ON y.aid = p.b AND y.kind = x.kind AND y.value_hash = x.value_hash
+        GROUP BY ALL
+    ),
+    idw AS (SELECT a, b, {kinds} FROM ident GROUP BY a, b),
+    kinds AS (SELECT aid, list(DISTINCT kind) AS kinds FROM {IDENTS} GROUP BY aid),
+    tw AS (SELECT aid, sum(1.0 / log2(1 + accounts_with)) AS w FROM {TEMPLATES}
+           WHERE accounts_with <= $tcap GROUP BY aid),
+    tshared AS (
+        SELECT x.aid AS a, y.aid AS b, sum(1.0 / log2(1 + x.accounts_with)) AS shared_w
+        FROM {TEMPLATES} x JOIN {TEMPLATES} y ON y.template_id = x.template_id AND x.aid < y.aid
+        WHERE x.accounts_with <= $tcap AND x.accounts_with > 1
+          AND (x.aid, y.aid) IN (SELECT (a, b) FROM p)
+        GROUP BY ALL
+    ),
+    cdeg AS (SELECT x AS aid, count(*) AS n FROM {CONTACTS} GROUP BY x),
+    nhas AS (SELECT DISTINCT aid FROM {NAME_PARTS} WHERE "full"),
+    nshared AS (
+        SELECT p.a, p.b, count(*) FILTER (WHERE x."full") AS full_shared
+        FROM p JOIN {NAME_PARTS} x ON x.aid = p.a JOIN {NAME_PARTS} y ON y.aid = p.b AND y.part = x.part
+        GROUP BY ALL
+    ),
+    kshared AS (
+        SELECT p.a, p.b, count(*) AS keys_shared, min(x.accounts_with) AS key_df
+        FROM p JOIN {NAME_KEYS} x ON x.aid = p.a JOIN {NAME_KEYS} y ON y.aid = p.b AND y.key = x.key
+        GROUP BY ALL
+    ),
+    cmap AS (SELECT a AS x, b AS y FROM {SEED_LINKS} UNION SELECT b, a FROM {SEED_LINKS}),
+    cshared AS (
+        SELECT p.a, p.b, count(DISTINCT cx.y)::BIGINT AS shared
+        FROM p JOIN (SELECT x, y FROM {CONTACTS} WHERE contact_degree <= $cap) cx ON cx.x = p.a
+        JOIN cmap m ON m.x = cx.y
+        JOIN (SELECT x, y FROM {CONTACTS} WHERE contact_degree <= $cap) cy ON cy.x = p.b AND cy.y = m.y
+        WHERE cx.y <> p.b AND cy.y <> p.a
+        GROUP BY ALL
+    )
+    SELECT p.a, p.b, coalesce(cs.shared, 0) AS shared,
+      {levels}
+    FROM p
+    JOIN {ACCOUNTS} A ON A.aid = p.a
+    JOIN {ACCOUNTS} B ON B.aid = p.b
+    LEFT JOIN idw ON idw.a = p.a AND idw.b = p.b
+    LEFT JOIN kinds ka ON ka.aid = p.a
+    LEFT JOIN kinds kb ON kb.aid = p.b
+    LEFT JOIN tw ta ON ta.aid = p.a
+    LEFT JOIN tw tb ON tb.aid = p.b
+    LEFT JOIN tshared ts ON ts.a = p.a AND ts.b = p.b
+    LEFT JOIN nhas na ON na.aid = p.a
+    LEFT JOIN nhas nb ON nb.aid = p.b
+    LEFT JOIN nshared ns ON ns.a = p.a AND ns.b = p.b
+    LEFT JOIN kshared ks ON ks.a = p.a AND ks.b = p.b
+    LEFT JOIN cdeg ca ON ca.aid = p.a
+    LEFT JOIN cdeg cb ON cb.aid = p.b
+    LEFT JOIN cshared cs ON cs.a = p.a AND cs.b = p.b
+    LEFT JOIN (SELECT a, b, min(round) AS round FROM {STRUCTURAL} GROUP BY a, b) sm
+           ON sm.a = p.a AND sm.b = p.b
+    LEFT JOIN (SELECT DISTINCT a, b FROM {KNOWN}) kl ON kl.a = p.a AND kl.b = p.b
+    """
+
+
+def compute_levels(con: duckdb.DuckDBPyConnection, pairs: str, out: str, settings: LinkageSettings) -> int:
+    """Create table ``out`` (a, b, shared, one TINYINT level per comparison) for the pairs in ``pairs``."""
+    ensure_seed_links(con)
+    params = {"cap": settings.contact_degree_cap, "min_msgs": settings.activity_min_messages,
+              "tcap": settings.template_compare_cap, "rare": settings.rare_name_accounts}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {comparison_sql(pairs)} ORDER BY a, b", params)
+    return con.execute(f"SELECT count(*) FROM {out}").fetchall()[0][0]
+
+
+def sample_random_pairs(con: duckdb.DuckDBPyConnection, n_accounts: int, n_pairs: int, seed: int,
+                        out: str = "_lk_random") -> int:
+    """Write ``n_pairs`` distinct random account pairs (a < b) to table ``out``, deterministic in ``seed``."""
+    rng = np.random.default_rng(seed)
+    total = n_accounts * (n_accounts - 1) // 2
+    n_pairs = int(min(n_pairs, total))
+    if n_pairs <= 0:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {out} (a INTEGER, b INTEGER)")
+        return 0
+    a = rng.integers(1, n_accounts + 1, size=2 * n_pairs + 16, dtype=np.int64)
+    b = rng.integers(1, n_accounts + 1, size=2 * n_pairs + 16, dtype=np.int64)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    keep = lo < hi
+    key = np.unique(lo[keep] * (n_accounts + 1) + hi[keep])
+    key = rng.permutation(key)[:n_pairs]
+    tbl = pa.table({"a": (key // (n_accounts + 1)).astype(np.int32),
+                    "b": (key % (n_accounts + 1)).astype(np.int32)})
+    con.register("_lk_random_arrow", tbl)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT * FROM _lk_random_arrow")
+    con.unregister("_lk_random_arrow")
+    return len(key)
+
+
+def level_matrix(con: duckdb.DuckDBPyConnection, table: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, levels) arrays of a level table; levels is int8 (pairs × comparisons)."""
+    cols = con.sql(f"SELECT * FROM {table} ORDER BY a, b").fetchnumpy()
+    g = np.column_stack([np.asarray(cols[c.name], dtype=np.int8) for c in COMPARISONS]) if len(cols["a"]) \
+        else np.zeros((0, len(COMPARISONS)), dtype=np.int8)
+    return np.asarray(cols["a"]), np.asarray(cols["b"]), g
+
+
+@dataclass
+class FSModel:
+    """A fitted Fellegi–Sunter model: per comparison arrays of m and u over its levels, and λ."""
+
+    m: list[np.ndarray]
+    u: list[np.ndarray]
+    lam: float
+    iterations: int = 0
+    converged: bool = False
+
+    def weights(self) -> list[np.ndarray]:
+        """log2(m/u) per comparison and level."""
+        return [np.log2(m / u) for m, u in zip(self.m, self.u, strict=True)]
+
+    @property
+    def prior_weight(self) -> float:
+        return float(np.log2(self.lam / (1.0 - self.lam)))
+
+    def level_weights(self, g: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Weight of each pair's level for each comparison (0 where not comparable).
+
+        ``idx`` is ``flat_index(g)`` when the caller has it already.
+        """
+        wvec = np.concatenate([*self.weights(), [0.0]])
+        return wvec[flat_index(g) if idx is None else idx]
+
+    def match_weight(self, g: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Total match weight M (bits) of each pair."""
+        return self.prior_weight + self.level_weights(g, idx).sum(axis=1)
+
+
+OFFSETS = np.concatenate([[0], np.cumsum(N_LEVELS)[:-1]]).astype(np.int64)
+TOTAL_LEVELS = int(sum(N_LEVELS))
+
+
+def flat_index(g: np.ndarray) -> np.ndarray:
+    """Index of each (pair, comparison) level into the concatenated level vector; missing → the last slot."""
+    idx = g.astype(np.int64) + OFFSETS
+    idx[g < 0] = TOTAL_LEVELS
+    return idx
+
+
+def _dists(idx: np.ndarray, w: np.ndarray, pseudo: float) -> list[np.ndarray]:
+    """Per comparison, the w-weighted level distribution (with ``pseudo`` counts per level)."""
+    counts = np.bincount(idx.ravel(), weights=np.repeat(w, idx.shape[1]), minlength=TOTAL_LEVELS + 1)
+    counts = counts[:TOTAL_LEVELS] + pseudo
+    out = np.split(counts, OFFSETS[1:])
+    return [c / c.sum() for c in out]
+
+
+def probability(match_weight: np.ndarray) -> np.ndarray:
+    """2^M / (1 + 2^M), computed stably."""
+    return 1.0 / (1.0 + np.exp2(-np.clip(match_weight, -200, 200)))
+
+
+def _known_link_dist(m: np.ndarray, n_random: int) -> tuple[np.ndarray, np.ndarray]:
+    """m and u of the ``known_link`` comparison (levels not_declared, declared).
+
+    u is fixed (one in 2 × random pairs: declarations between different people are rare); m is EM's
+    share of declared pairs among the expected matches, capped at one half so that the declared pairs
+    (EM's training signal) never make "not declared" evidence against a match on their own.
+    """
+    u_declared = 1.0 / (2.0 * max(n_random, 1))
+    declared = float(min(m[1], 0.5))
+    return np.array([1.0 - declared, declared]), np.array([1.0 - u_declared, u_declared])
+
+
+EVIDENCE_GROUPS = {"contacts": "contacts", "contact_match": "contacts", "handle_digits": "handle",
+                   "handle_name": "handle"}
+"""Comparisons that read the same evidence; the m-step leaves a whole group out (see estimate)."""
+_GROUP_OF = [EVIDENCE_GROUPS.get(c.name, c.name) for c in COMPARISONS]
+_GROUP_MEMBERS = {g: [k for k, x in enumerate(_GROUP_OF) if x == g] for g in dict.fromkeys(_GROUP_OF)}
+
+
+def _leave_group_out(lw: np.ndarray, total: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """Posterior of every pair computed without each comparison's evidence group (pairs × comparisons).
+
+    Plain EM lets a comparison vouch for itself: pairs that agree on it look like matches, so its m
+    rises, so they look more like matches. A cluster of correlated non-matches (friends who share
+    contacts, personas of one operator) can then become "the match class". Estimating comparison k's
+    m with the posterior computed *without* k's group breaks that loop; under conditional
+    independence it estimates the same quantity.
+    """
+    out = np.empty(lw.shape, dtype=np.float64)
+    for ks in _GROUP_MEMBERS.values():
+        p = probability(total - lw[:, ks].sum(axis=1))
+        p[fixed] = 1.0
+        out[:, ks] = p[:, None]
+    return out
+
+
+def _m_step(idx: np.ndarray, p_loo: np.ndarray, pseudo: float = 0.01) -> list[np.ndarray]:
+    """m of every comparison: its level distribution weighted by the leave-group-out posteriors."""
+    m = []
+    for k in range(idx.shape[1]):
+        counts = np.bincount(idx[:, k], weights=p_loo[:, k], minlength=TOTAL_LEVELS + 1)
+        c = counts[OFFSETS[k]:OFFSETS[k] + N_LEVELS[k]] + pseudo
+        m.append(c / c.sum())
+    return m
+
+
+COMPLETE_LEVELS: dict[str, tuple[int, ...]] = {
+    "email": (4, 3), "phone": (4, 3), "device": (4, 3),
+    "handle_name": (8, 7, 6, 5, 4, 3),
+}
+"""Levels whose pairs the blocking rules propose (nearly) all of: shared e-mail / phone / device held by
+≤ 5 accounts (identifier rule), equal normalised handles (handle rule) and shared name keys (name_key
+rule). Their u is counted over the candidates instead of sampled (see :func:`_u_step`)."""
+_COMPLETE = np.zeros(TOTAL_LEVELS + 1, dtype=bool)
+for _k, _c in enumerate(COMPARISONS):
+    for _level in COMPLETE_LEVELS.get(_c.name, ()):
+        _COMPLETE[OFFSETS[_k] + _level] = True
+
+
+def _u_step(idx_b: np.ndarray, w_b: np.ndarray | None, idx_r: np.ndarray, w_r: np.ndarray,
+            all_pairs: float, pseudo: float = 0.5, m: list[np.ndarray] | None = None,
+            matches: float = 0.0) -> list[np.ndarray]:
+    """u of every comparison level.
+
+    Levels in :data:`COMPLETE_LEVELS` occur (almost) only among the candidates, so their u is counted,
+    not sampled: a random sample of 10^5 pairs cannot resolve u ≈ 10^-7 (a shared rare name among
+    20,000 accounts); the count can. By the method of moments, the n_l candidate pairs at level l are
+    m_l · M matches and u_l · (T − M) non-matches (M expected matches, T all pairs), so
+    u_l = (n_l − m_l · M) / (T − M), floored at 1% of n_l. m_l comes from the leave-group-out m-step,
+    so no level shrinks its own u (weighting the count by 1 − posterior would: pairs at a level look
+    like matches → u shrinks → they look more like matches; namesakes then become one person). The
+    other levels share the remaining probability in proportion to the (non-match-weighted) random-pair
+    sample ``w_r``. ``w_b`` weights candidate pairs (None: all 1).
+    """
+    k = idx_b.shape[1]
+    counts = np.zeros(TOTAL_LEVELS + 1)
+    for j in range(k):
+        counts += np.bincount(idx_b[:, j], weights=None if w_b is None else w_b[:, j],
+                              minlength=TOTAL_LEVELS + 1)
+    rand = np.bincount(idx_r.ravel(), weights=np.repeat(w_r, k), minlength=TOTAL_LEVELS + 1)
+    complete = _COMPLETE[:TOTAL_LEVELS]
+    non_matches = max(all_pairs - matches, 1.0)
+    out = []
+    for j in range(k):
+        sl = slice(OFFSETS[j], OFFSETS[j] + N_LEVELS[j])
+        comp = complete[sl]
+        n_l = counts[sl]
+        expected_matches = m[j] * matches if m is not None else 0.0
+        exact = np.where(comp, (np.maximum(n_l - expected_matches, 0.01 * n_l) + 0.01) / non_matches, 0.0)
+        rest = np.where(comp, 0.0, rand[sl] + pseudo)
+        out.append(exact + rest / rest.sum() * max(1.0 - exact.sum(), 1e-9))
+    return out
+
+
+def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarray, total_pairs: int,
+             max_iter: int = 40, tol: float = 1e-5) -> FSModel:
+    """Fit m, u and λ by expectation–maximisation (see the module docstring).
+
+    Parameters
+    ----------
+    g_blocked : int8 array (candidate pairs × comparisons) of levels, -1 = not comparable.
+    g_random : the same for random pairs (estimates u).
+    fixed_match : bool array over candidate pairs; True = known link, posterior fixed at 1.
+    total_pairs : number of all account pairs, N (N − 1) / 2 (scales λ).
+    """
+    idx_b, idx_r = flat_index(g_blocked), flat_index(g_random)
+    # u starts from raw counts (complete levels) and the random pairs; m from the known links.
+    u = _u_step(idx_b, None, idx_r, np.ones(len(g_random)), max(total_pairs, 1))
+    if fixed_match.sum() >= 10:
+        # start from the level distribution of the known same-person pairs (anchors the match class)
+        m = _dists(idx_b[fixed_match], np.ones(int(fixed_match.sum())), 0.5)
+    else:
+        m = [np.exp(np.arange(n, dtype=np.float64)) / np.exp(np.arange(n, dtype=np.float64)).sum()
+             for n in N_LEVELS]
+    lam = min(0.5, max(1.0, 0.1 * len(g_blocked)) / max(total_pairs, 1))
+    m[KNOWN_INDEX], u[KNOWN_INDEX] = _known_link_dist(np.array([0.5, 0.5]), len(g_random))
+    model = FSModel(m, u, lam)
+    p_prev = None
+    for it in range(1, max_iter + 1):
+        lw = model.level_weights(g_blocked, idx_b)
+        total = model.prior_weight + lw.sum(axis=1)
+        p = probability(total)
+        p[fixed_match] = 1.0
+        pr = probability(model.match_weight(g_random, idx_r))
+        p_loo = _leave_group_out(lw, total, fixed_match)
+        m = _m_step(idx_b, p_loo)
+        u = _u_step(idx_b, None, idx_r, 1.0 - pr, max(total_pairs, 1), m=m, matches=float(p.sum()))
+        m[KNOWN_INDEX], u[KNOWN_INDEX] = _known_link_dist(m[KNOWN_INDEX], len(g_random))
+        lam = float(np.clip(p.sum() / max(total_pairs, 1), 1e-12, 0.5))
+        model = FSModel(m, u, lam, iterations=it)
+        if p_prev is not None and np.max(np.abs(p - p_prev), initial=0.0) < tol:
+            model.converged = True
+            break
+        p_prev = p
+    return model
+
+
+def model_rows(model: FSModel) -> list[tuple[str, str, int, float, float, float]]:
+    """(comparison, level label, level, m, u, weight) rows, plus the prior λ row."""
+    rows = [("prior", "lambda", 0, model.lam, None, model.prior_weight)]
+    for c, m, u, w in zip(COMPARISONS, model.m, model.u, model.weights(), strict=True):
+        for level in sorted(c.labels, reverse=True):
+            rows.append((c.name, c.labels[level], level, float(m[level]), float(u[level]), float(w[level])))
+    return rows

@@ -1,0 +1,114 @@
+"""Blocking rules of cross-account linkage: which pairs each rule proposes and how they are counted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pytest
+
+from reputation.linkage.blocking import (
+    LinkageSettings,
+    blocking_rule_counts,
+    build_candidates,
+    prepare_accounts,
+)
+from reputation.schema import STORED_TABLES
+
+T0 = datetime(2026, 1, 1)
+
+
+def _db(accounts: list[tuple], identifiers: list[tuple] = (),
+        known: list[tuple] = ()) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for t in ("accounts", "identifiers", "known_links"):
+        con.execute(STORED_TABLES[t].ddl())
+    for platform, account, handle, name in accounts:
+        con.execute("INSERT INTO accounts VALUES ('r', ?, ?, ?, ?, ?, NULL, NULL, true)",
+                    [platform, account, T0, handle, name])
+    for platform, account, kind, value, sharing in identifiers:
+        con.execute("INSERT INTO identifiers VALUES ('r', ?, ?, ?, ?, 1, ?)",
+                    [platform, account, kind, value, sharing])
+    for pa, aa, pb, ab in known:
+        con.execute("INSERT INTO known_links VALUES ('r', ?, ?, ?, ?, 'test')", [pa, aa, pb, ab])
+    return con
+
+
+def _pairs(con: duckdb.DuckDBPyConnection, rule: str | None = None) -> set[tuple[str, str]]:
+    where = "WHERE r.rule = ?" if rule else ""
+    rows = con.execute(f"""
+        SELECT DISTINCT x.platform || ':' || x.account, y.platform || ':' || y.account
+        FROM _lk_rule_pairs r JOIN _lk_accounts x ON x.aid = r.a JOIN _lk_accounts y ON y.aid = r.b {where}
+    """, [rule] if rule else []).fetchall()
+    return {tuple(sorted(r)) for r in rows}
+
+
+@pytest.fixture
+def world() -> duckdb.DuckDBPyConnection:
+    accounts = [
+        ("p1", "a1", "j.smith", "John Smith"),
+        ("p2", "b1", "jsmith82", None),
+        ("p1", "a2", "pena.james1973", None),
+        ("p3", "c2", "j.pena1973", None),
+        ("p2", "b3", "nsimpson_x", None),
+        ("p1", "a3", "nora_s", "Nora Simpson"),
+        ("p1", "a4", "zed", "Zed Q"),
+        ("p2", "b4", "yolanda", "Yolanda Ray"),
+        ("p3", "c5", "jp_official", "James Pena"),  # puts "james" and "pena" in the name vocabulary
+    ] + [(f"p{1 + i % 3}", f"nat{i}", f"user{i}x", None) for i in range(12)]
+    identifiers = [
+        ("p1", "a4", "email", "e-zed", 2), ("p2", "b4", "email", "e-zed", 2),  # a rare shared email
+    ] + [(f"p{1 + i % 3}", f"nat{i}", "ip", "nat-ip", 12) for i in range(12)]  # one NAT address
+    known = [("p3", "c2", "p1", "a2")]
+    con = _db(accounts, identifiers, known)
+    prepare_accounts(con)
+    build_candidates(con, LinkageSettings(identifier_block_cap=8))
+    return con
+
+
+def test_identifier_rule_skips_values_shared_by_many(world: duckdb.DuckDBPyConnection) -> None:
+    ident = _pairs(world, "identifier")
+    assert ("p1:a4", "p2:b4") in ident
+    assert not any("nat" in a or "nat" in b for a, b in ident)  # the NAT address is no blocking key
+
+
+def test_handle_normalisation_links_re_registrations(world: duckdb.DuckDBPyConnection) -> None:
+    assert ("p1:a1", "p2:b1") in _pairs(world, "handle")  # j.smith / jsmith82 → jsmith
+
+
+def test_name_keys_from_handles_and_display_names(world: duckdb.DuckDBPyConnection) -> None:
+    keys = _pairs(world, "name_key")
+    assert ("p1:a2", "p3:c2") in keys  # pena.james1973 / j.pena1973 share pena:j
+    assert ("p1:a2", "p3:c5") in keys  # ... and with the display name James Pena
+    assert ("p1:a3", "p2:b3") in keys  # nsimpson_x split with vocabulary word "simpson" from "Nora Simpson"
+    parts = world.sql("""
+        SELECT list(part ORDER BY part) FROM _lk_name_parts JOIN _lk_accounts USING (aid) WHERE account = 'b3'
+    """).fetchall()[0][0]
+    assert {"n", "simpson"} <= set(parts)  # "nsimpson" split; one-letter tokens are kept as initials
+
+
+def test_known_links_are_candidates_and_pairs_are_ordered(world: duckdb.DuckDBPyConnection) -> None:
+    assert ("p1:a2", "p3:c2") in _pairs(world, "known_link")
+    assert world.sql("SELECT count(*) FROM _lk_rule_pairs WHERE a >= b").fetchall()[0][0] == 0
+    # aid order is (platform, account) order, so a < b means (platform_a, account_a) < (platform_b, account_b)
+    bad = world.sql("""
+        SELECT count(*) FROM _lk_candidates c
+        JOIN _lk_accounts x ON x.aid = c.a JOIN _lk_accounts y ON y.aid = c.b
+        WHERE (x.platform, x.account) >= (y.platform, y.account)
+    """).fetchall()[0][0]
+    assert bad == 0
+
+
+def test_rule_counts_add_up(world: duckdb.DuckDBPyConnection) -> None:
+    counts = blocking_rule_counts(world)
+    total = world.sql("SELECT count(*) FROM _lk_candidates").fetchall()[0][0]
+    assert sum(new for _, _, new in counts) == total
+    for rule, pairs, new in counts:
+        assert 0 <= new <= pairs, rule
+    assert counts[0][0] == "known_link" and counts[0][2] == counts[0][1]  # the first rule's pairs are all new
+
+
+def test_unrelated_accounts_are_not_paired(world: duckdb.DuckDBPyConnection) -> None:
+    cands = _pairs(world)
+    assert not any({a, b} == {"p1:a4", "p1:a1"} for a, b in cands)
+    assert ("p1:a4", "p2:b4") in cands

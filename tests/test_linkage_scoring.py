@@ -1,0 +1,141 @@
+"""Fellegi–Sunter scoring: EM estimation on synthetic level matrices and the build_links stage."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pytest
+
+from reputation.config import Settings
+from reputation.context import StageContext
+from reputation.linkage import scoring
+from reputation.linkage.stage import build_links
+from reputation.schema import STORED_TABLES
+
+T0 = datetime(2026, 1, 1)
+
+
+def _simulate(rng: np.random.Generator, n: int, match_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Level matrix for n pairs drawn from a known model: matches favour high levels."""
+    is_match = rng.random(n) < match_share
+    k = len(scoring.COMPARISONS)
+    g = np.zeros((n, k), dtype=np.int8)
+    for j, levels in enumerate(scoring.N_LEVELS):
+        top = levels - 1
+        m = np.linspace(1, 8, levels) ** 2
+        m /= m.sum()
+        u = np.linspace(8, 1, levels) ** 3
+        u /= u.sum()
+        g[is_match, j] = rng.choice(levels, size=is_match.sum(), p=m)
+        g[~is_match, j] = rng.choice(levels, size=(~is_match).sum(), p=u)
+        assert top >= 1
+    return g, is_match
+
+
+def test_probability_is_the_logistic_of_match_weight() -> None:
+    assert scoring.probability(np.array([0.0]))[0] == pytest.approx(0.5)
+    assert scoring.probability(np.array([1.0]))[0] == pytest.approx(2 / 3)
+    assert scoring.probability(np.array([-1e9, 1e9])).tolist() == pytest.approx([0.0, 1.0])
+
+
+def test_em_separates_matches_from_non_matches() -> None:
+    rng = np.random.default_rng(3)
+    g_blocked, truth = _simulate(rng, 4000, 0.3)
+    g_random, _ = _simulate(rng, 20000, 0.0)
+    fixed = truth & (rng.random(len(truth)) < 0.1)  # a few known links
+    total = 4000 / 0.3 * 10  # population pairs: candidates are a small, match-rich slice
+    model = scoring.estimate(g_blocked, g_random, fixed, int(total), max_iter=60)
+    p = scoring.probability(model.match_weight(g_blocked))
+    predicted = p >= 0.5
+    precision = (predicted & truth).sum() / predicted.sum()
+    recall = (predicted & truth).sum() / truth.sum()
+    assert precision > 0.9 and recall > 0.9
+    # weights rise with the level for a comparison whose levels are ordered evidence
+    w = model.weights()[0]
+    assert w[-1] > w[0]
+    assert 0 < model.lam < 0.5
+
+
+def test_missing_levels_carry_no_weight() -> None:
+    m = [np.arange(1, n + 1, dtype=float) / np.arange(1, n + 1).sum() for n in scoring.N_LEVELS]
+    u = [x[::-1].copy() for x in m]
+    model = scoring.FSModel(m, u, lam=0.01)
+    g = np.full((1, len(scoring.COMPARISONS)), -1, dtype=np.int8)
+    assert model.match_weight(g)[0] == pytest.approx(model.prior_weight)
+    top = scoring.N_LEVELS[0] - 1
+    g[0, 0] = top
+    assert model.match_weight(g)[0] == pytest.approx(model.prior_weight + np.log2(m[0][top] / u[0][top]))
+
+
+def _linkage_db() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for t in ("accounts", "identifiers", "known_links"):
+        con.execute(STORED_TABLES[t].ddl())
+    people = ["ana lopez", "bo chen", "cy diaz", "di evans", "ed ford", "flo green", "gus hall", "ivy jones",
+              "jo king", "kim lee", "lu moss", "max nash", "ned owen", "ora park", "pia quinn", "rex ross"]
+    for i, name in enumerate(people):
+        first, last = name.split()
+        con.execute("INSERT INTO accounts VALUES ('r', 'alpha', ?, ?, ?, ?, ?, NULL, true)",
+                    [f"a{i}", T0, f"{first}.{last}{i}", name.title(), f"mail{i}"])
+        con.execute("INSERT INTO accounts VALUES ('r', 'beta', ?, ?, ?, NULL, ?, NULL, true)",
+                    [f"b{i}", T0, f"{first[0]}{last}_{i}", f"mail{i}" if i % 2 else None])
+        con.execute("INSERT INTO identifiers VALUES ('r', 'alpha', ?, 'email', ?, 1, ?)",
+                    [f"a{i}", f"mail{i}", 2 if i % 2 else 1])
+        if i % 2:
+            con.execute("INSERT INTO identifiers VALUES ('r', 'beta', ?, 'email', ?, 1, 2)",
+                        [f"b{i}", f"mail{i}"])
+    con.execute("INSERT INTO known_links VALUES ('r', 'beta', 'b0', 'alpha', 'a0', 'test')")
+    return con
+
+
+@pytest.fixture(scope="module")
+def linked() -> duckdb.DuckDBPyConnection:
+    con = _linkage_db()
+    build_links(con, StageContext("run1", Settings(), T0))
+    return con
+
+
+def test_links_have_contract_columns_and_ordered_pairs(linked: duckdb.DuckDBPyConnection) -> None:
+    cols = [r[0] for r in linked.sql("SELECT column_name FROM duckdb_columns() WHERE table_name = 'links' "
+                                     "ORDER BY column_index").fetchall()]
+    assert cols == ["run_id", "platform_a", "account_a", "platform_b", "account_b", "probability",
+                    "match_weight", "evidence", "rules"]
+    assert linked.sql("SELECT count(*) FROM links WHERE (platform_a, account_a) >= (platform_b, account_b) "
+                      "OR run_id <> 'run1' OR probability < 0.5").fetchall()[0][0] == 0
+
+
+def test_same_people_are_linked_across_platforms(linked: duckdb.DuckDBPyConnection) -> None:
+    pairs = set(linked.sql("SELECT account_a, account_b FROM links").fetchall())
+    same = {(f"a{i}", f"b{i}") for i in range(16)}
+    assert len(pairs & same) >= 14
+    assert len(pairs - same) <= 1
+
+
+def test_evidence_explains_the_match_weight(linked: duckdb.DuckDBPyConnection) -> None:
+    prior = linked.sql("SELECT weight FROM linkage_model WHERE comparison = 'prior'").fetchall()[0][0]
+    for evidence, weight in linked.sql("SELECT evidence, match_weight FROM links").fetchall():
+        items = json.loads(evidence)
+        assert {"comparison", "level", "weight"} <= set(items[0])
+        assert prior + sum(i["weight"] for i in items) == pytest.approx(weight, abs=1e-2)
+
+
+def test_model_and_rule_tables(linked: duckdb.DuckDBPyConnection) -> None:
+    comps = {r[0] for r in linked.sql("SELECT DISTINCT comparison FROM linkage_model").fetchall()}
+    assert {"prior", "email", "handle_name", "platform"} <= comps
+    bad = linked.sql("SELECT count(*) FROM linkage_model WHERE comparison <> 'prior' "
+                     "AND (m <= 0 OR m > 1 OR u <= 0 OR u > 1)").fetchall()[0][0]
+    assert bad == 0
+    rules = dict(linked.sql("SELECT rule, pairs FROM blocking_rules").fetchall())
+    assert rules["known_link"] == 1 and rules["identifier"] >= 8
+    assert linked.sql("SELECT count(*) FROM candidate_pairs").fetchall()[0][0] >= \
+        linked.sql("SELECT count(*) FROM links").fetchall()[0][0]
+
+
+def test_build_links_is_deterministic(linked: duckdb.DuckDBPyConnection) -> None:
+    again = _linkage_db()
+    build_links(again, StageContext("run1", Settings(), T0))
+    q = "SELECT * EXCLUDE (evidence), evidence::VARCHAR FROM links ORDER BY ALL"
+    assert linked.sql(q).fetchall() == again.sql(q).fetchall()
