@@ -1,0 +1,179 @@
+"""Tests of near-duplicate template clustering (reputation.graph.templates)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import duckdb
+import numpy as np
+import pytest
+
+from reputation.config import Settings
+from reputation.context import StageContext
+from reputation.graph.templates import (
+    NORMALISE_SQL,
+    TemplateParams,
+    build_templates,
+    estimated_jaccard,
+    lsh_candidates,
+    minhash_signatures,
+)
+from reputation.schema import STORED_TABLES
+
+CTX = StageContext("run-1", Settings(), datetime(2026, 2, 1))
+T0 = datetime(2026, 1, 5, 9)
+
+SPAM = ("{Cheap|Discount|Low-cost} {meds|pills|medication} {without|with no} {prescription|doctor visit}. "
+        "{Fast|Discreet|Quick} {shipping|delivery} {worldwide|anywhere}. {Save|Get} up to {80|70|90}% off "
+        "{today only|this week}. {Order|Buy} now at {url}")
+CHAT = [
+    "did you finish the quarterly report for monday",
+    "lunch at noon works for me see you there",
+    "can you send me the slides from yesterday's talk",
+    "my cat knocked the plant over again this morning",
+    "the train was late so I missed the first meeting",
+    "are we still going hiking on the weekend or not",
+    "I found a great recipe for lentil soup last night",
+    "happy birthday! hope you have a wonderful day",
+]
+NAMES = ["Anna", "Bob", "Carla", "Dmitri", "Eve", "Frank", "Gita", "Hiro"]
+
+
+def spin(template: str, rng: random.Random) -> str:
+    out, i = [], 0
+    while i < len(template):
+        if template[i] == "{":
+            j = template.index("}", i)
+            opts = template[i + 1:j].split("|")
+            out.append("http://" + rng.choice(["a", "b"]) + ".example/x" if opts == ["url"]
+                       else rng.choice(opts))
+            i = j + 1
+        else:
+            out.append(template[i])
+            i += 1
+    return "".join(out)
+
+
+def _con(rows: list[tuple]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(STORED_TABLES["messages"].ddl())
+    con.executemany(
+        "INSERT INTO messages (platform, sender, recipient, channel, sent_at, text) "
+        "VALUES (?, ?, ?, ?, ?, ?)", rows,
+    )
+    return con
+
+
+def world(seed: int = 0) -> list[tuple]:
+    rng = random.Random(seed)
+    rows: list[tuple] = []
+    for i in range(40):  # spun spam from 4 accounts on 2 platforms
+        rows.append(("p" if i % 2 else "q", f"spam{i % 4}", f"v{i}", None, T0 + timedelta(hours=i),
+                     spin(SPAM, rng)))
+    for i, name in enumerate(NAMES):  # personalised newsletter
+        rows.append(("p", "news", f"u{i}", None, T0 + timedelta(minutes=i),
+                     f"Hi {name}, issue #{i + 40} of the gardening newsletter: three stories we loved, "
+                     f"a reader question answered and the best links of the week. Read at https://n.example/{i}"))
+    for i, text in enumerate(CHAT):  # honest chat, each said once
+        rows.append(("p", f"h{i}", f"h{(i + 1) % 8}", None, T0 + timedelta(hours=i), text))
+    for i in range(5):  # short texts said by many people
+        rows.append(("p", f"h{i}", f"h{i + 1}", None, T0, "ok thanks!"))
+    return rows
+
+
+def _templates_of(con: duckdb.DuckDBPyConnection, where: str) -> set[str]:
+    return {r[0] for r in con.execute(f"SELECT DISTINCT template_id FROM templates WHERE {where}").fetchall()}
+
+
+def test_spun_spam_and_personalised_newsletter_form_one_cluster_each():
+    con = _con(world())
+    n = build_templates(con, CTX)
+    spam = _templates_of(con, "account LIKE 'spam%'")
+    news = _templates_of(con, "account = 'news'")
+    honest = _templates_of(con, "account LIKE 'h%'")
+    assert len(spam) == 1 and len(news) == 1
+    assert spam != news
+    # the spam template spans both platforms and all four accounts
+    assert con.execute("SELECT senders, platforms, messages FROM template_clusters WHERE template_id = ?",
+                       [spam.pop()]).fetchall() == [(4, 2, 40)]
+    # honest chat: every text its own template, and short texts get none
+    assert len(honest) == len(CHAT)
+    assert con.execute("SELECT count(*) FROM message_templates WHERE sender LIKE 'h%'").fetchall()[0][0] == 8
+    assert n == con.execute("SELECT count(*) FROM templates").fetchall()[0][0]
+    assert con.execute("SELECT count(DISTINCT run_id) FROM templates").fetchall() == [(1,)]
+
+
+def test_template_ids_do_not_depend_on_row_order():
+    rows = world(seed=3)
+    a = _con(rows)
+    b = _con(list(reversed(rows)))
+    build_templates(a, CTX)
+    build_templates(b, CTX)
+    q = "SELECT platform, account, template_id, messages FROM templates ORDER BY ALL"
+    assert a.execute(q).fetchall() == b.execute(q).fetchall()
+
+
+def test_threshold_guards_against_merging_different_texts():
+    con = _con(world())
+    build_templates(con, CTX, TemplateParams(threshold=0.95))
+    # at a near-exact threshold the spun spam falls apart into several templates
+    assert len(_templates_of(con, "account LIKE 'spam%'")) > 1
+
+
+def test_normalisation():
+    con = duckdb.connect()
+    got = con.execute(
+        f"SELECT {NORMALISE_SQL} FROM (SELECT ? AS text)",
+        ["Héllo,   WÖRLD!! Call 555-1234 or see https://x.example/a?b=1 now."],
+    ).fetchall()[0][0]
+    assert got == "héllo wörld call 0 0 or see url now"
+
+
+def test_minhash_estimates_jaccard():
+    rng = np.random.default_rng(0)
+    a = rng.choice(2**40, size=200, replace=False).astype(np.uint64)
+    fresh = rng.choice(2**40, size=100, replace=False).astype(np.uint64) + np.uint64(2**41)
+    b = np.concatenate([a[:100], fresh])
+    ids = np.repeat(np.arange(2), 200)
+    sig = minhash_signatures(ids, np.concatenate([a, b]), 2, num_perm=256)
+    est = (sig[0] == sig[1]).mean()
+    assert abs(est - 100 / 300) < 0.1  # true Jaccard 1/3
+
+
+def test_lsh_candidates_pairs_identical_signatures_only():
+    sig = np.array([[1, 2, 3, 4], [1, 2, 9, 9], [7, 7, 7, 7]], dtype=np.uint32)
+    left, right = lsh_candidates(sig, bands=2, rows=2)
+    assert list(zip(left.tolist(), right.tolist(), strict=True)) == [(0, 1)]
+
+
+def test_b_bit_jaccard_estimate_matches_full_comparison():
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 2**32, size=(1, 256), dtype=np.uint64).astype(np.uint32)
+    other = base.copy()
+    other[0, :128] = rng.integers(0, 2**32, size=128, dtype=np.uint64).astype(np.uint32)  # half equal
+    sig = np.vstack([base, other, rng.integers(0, 2**32, size=(1, 256), dtype=np.uint64).astype(np.uint32)])
+    est = estimated_jaccard(sig, np.array([0, 0]), np.array([1, 2]))
+    assert est[0] == pytest.approx(0.5, abs=0.03)
+    assert est[1] == pytest.approx(0.0, abs=0.03)  # unrelated: low bytes agree only by chance (1/256)
+
+
+def test_short_texts_must_be_near_identical_to_cluster():
+    # 10-word chat lines that differ in two words (J = 8/12) chain easily across thousands of people;
+    # the same difference in a 22-word text (J = 20/24) is a template
+    short = ["agree with the above i baked my cake this morning",
+             "agree with the above i burnt my bread this morning",
+             "agree with the above i ate my pie this morning"]
+    frame = ("we are hiring a {} {} in berlin this month based on your profile you might be a good fit "
+             "or know someone who is")
+    roles = (("junior", "nurse"), ("senior", "teacher"), ("lead", "designer"))
+    long = [frame.format(*role) for role in roles]
+    rows = [("p", f"s{i}", "x", None, T0 + timedelta(hours=i), text) for i, text in enumerate(short)]
+    rows += [("p", f"l{i}", "x", None, T0 + timedelta(hours=i), text) for i, text in enumerate(long)]
+    con = _con(rows)
+    build_templates(con, CTX)
+    assert len(_templates_of(con, "account LIKE 's%'")) == 3
+    assert len(_templates_of(con, "account LIKE 'l%'")) == 1
+    # without the short-text rule the chat lines merge
+    build_templates(con, CTX, TemplateParams(threshold=0.5, short_threshold=0.0))
+    assert len(_templates_of(con, "account LIKE 's%'")) == 1
