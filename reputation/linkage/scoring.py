@@ -35,7 +35,16 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .blocking import ACCOUNTS, CONTACTS, IDENTS, NAME_KEYS, NAME_PARTS, TEMPLATES, LinkageSettings
+from .blocking import (
+    ACCOUNTS,
+    CONTACTS,
+    IDENTS,
+    NAME_KEYS,
+    NAME_PARTS,
+    TEMPLATES,
+    LinkageSettings,
+    activity_profiles,
+)
 
 SEED_LINKS = "_lk_seed_links"
 STRUCTURAL = "_lk_structural"
@@ -93,12 +102,7 @@ COMPARISONS: tuple[Comparison, ...] = (
              WHEN ts.shared_w / (ta.w + tb.w - ts.shared_w) >= 0.5 THEN 3
              WHEN ts.shared_w / (ta.w + tb.w - ts.shared_w) >= 0.15 THEN 2
              ELSE 1 END""", {3: "jaccard_0.5", 2: "jaccard_0.15", 1: "some_shared", 0: "none_shared"}),
-    Comparison("activity", """CASE WHEN A.messages_sent < $min_msgs OR B.messages_sent < $min_msgs
-                  OR A.hour_profile IS NULL OR B.hour_profile IS NULL THEN -1
-             WHEN list_cosine_similarity(A.hour_profile, B.hour_profile) >= 0.95 THEN 3
-             WHEN list_cosine_similarity(A.hour_profile, B.hour_profile) >= 0.85 THEN 2
-             WHEN list_cosine_similarity(A.hour_profile, B.hour_profile) >= 0.6 THEN 1
-             ELSE 0 END""", {3: "cosine_0.95", 2: "cosine_0.85", 1: "cosine_0.6", 0: "dissimilar"}),
+    Comparison("activity", "p.activity", {3: "cosine_0.95", 2: "cosine_0.85", 1: "cosine_0.6", 0: "dissimilar"}),
     Comparison("contacts", """CASE WHEN ca.n IS NULL OR cb.n IS NULL THEN -1
              WHEN coalesce(cs.shared, 0) = 0 THEN 0
              WHEN cs.shared >= 4 AND cs.shared >= 0.3 * least(ca.n, cb.n) THEN 4
@@ -135,17 +139,26 @@ def ensure_seed_links(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STRUCTURAL} (a INTEGER, b INTEGER, round INTEGER)")
 
 
-def comparison_sql(pairs: str) -> str:
-    """SQL selecting ``a, b`` and one level column per comparison for the pairs in table ``pairs``.
+DYNAMIC = ("contacts", "contact_match")
+"""Comparisons that change between seed-and-extend rounds (they read the seed links); the others are
+computed once per pair and cached in ``_lk_static_levels``."""
+STATIC_LEVELS = "_lk_static_levels"
+ACTIVITY_BOUNDS = (0.6, 0.85, 0.95)
+"""Cosine similarity of hour-of-week profiles at which the activity level steps to 1, 2, 3."""
 
-    Parameters ``$cap`` (contact degree cap) and ``$min_msgs`` (minimum sent messages for the activity
-    comparison) are named parameters.
+
+def static_sql(pairs: str) -> str:
+    """SQL selecting ``a, b`` and the level of every comparison not in :data:`DYNAMIC`.
+
+    ``pairs`` must hold distinct ``(a, b, activity)`` rows: the activity level is computed in numpy
+    (:func:`activity_levels`) because joining two 168-value profiles onto every pair costs more than
+    all the other comparisons together. Named parameter ``$tcap``, ``$rare``.
     """
-    levels = ",\n  ".join(f"({c.sql})::TINYINT AS {c.name}" for c in COMPARISONS)
+    levels = ",\n  ".join(f"({c.sql})::TINYINT AS {c.name}" for c in COMPARISONS if c.name not in DYNAMIC)
     kinds = ", ".join(f"min(share) FILTER (WHERE kind = '{k}') AS {k}_share"
                       for k in ("email", "phone", "device", "ip"))
     return f"""
-    WITH p AS (SELECT DISTINCT a, b FROM {pairs}),
+    WITH p AS (SELECT a, b, activity FROM {pairs}),
     ident AS (
         SELECT p.a, p.b, x.kind, min(x.accounts_sharing) AS share
         FROM p JOIN {IDENTS} x ON x.aid = p.a
@@ -163,7 +176,6 @@ def comparison_sql(pairs: str) -> str:
           AND (x.aid, y.aid) IN (SELECT (a, b) FROM p)
         GROUP BY ALL
     ),
-    cdeg AS (SELECT x AS aid, count(*) AS n FROM {CONTACTS} GROUP BY x),
     nhas AS (SELECT DISTINCT aid FROM {NAME_PARTS} WHERE "full"),
     nshared AS (
         SELECT p.a, p.b, count(*) FILTER (WHERE x."full") AS full_shared
@@ -175,20 +187,12 @@ def comparison_sql(pairs: str) -> str:
         FROM p JOIN {NAME_KEYS} x ON x.aid = p.a JOIN {NAME_KEYS} y ON y.aid = p.b AND y.key = x.key
         GROUP BY ALL
     ),
-    cmap AS (SELECT a AS x, b AS y FROM {SEED_LINKS} UNION SELECT b, a FROM {SEED_LINKS}),
-    cshared AS (
-        SELECT p.a, p.b, count(DISTINCT cx.y)::BIGINT AS shared
-        FROM p JOIN (SELECT x, y FROM {CONTACTS} WHERE contact_degree <= $cap) cx ON cx.x = p.a
-        JOIN cmap m ON m.x = cx.y
-        JOIN (SELECT x, y FROM {CONTACTS} WHERE contact_degree <= $cap) cy ON cy.x = p.b AND cy.y = m.y
-        WHERE cx.y <> p.b AND cy.y <> p.a
-        GROUP BY ALL
-    )
-    SELECT p.a, p.b, coalesce(cs.shared, 0) AS shared,
+    acc AS (SELECT aid, platform, handle_norm, handle_digits, created_at, first_at, last_at FROM {ACCOUNTS})
+    SELECT p.a, p.b,
       {levels}
     FROM p
-    JOIN {ACCOUNTS} A ON A.aid = p.a
-    JOIN {ACCOUNTS} B ON B.aid = p.b
+    JOIN acc A ON A.aid = p.a
+    JOIN acc B ON B.aid = p.b
     LEFT JOIN idw ON idw.a = p.a AND idw.b = p.b
     LEFT JOIN kinds ka ON ka.aid = p.a
     LEFT JOIN kinds kb ON kb.aid = p.b
@@ -199,21 +203,83 @@ def comparison_sql(pairs: str) -> str:
     LEFT JOIN nhas nb ON nb.aid = p.b
     LEFT JOIN nshared ns ON ns.a = p.a AND ns.b = p.b
     LEFT JOIN kshared ks ON ks.a = p.a AND ks.b = p.b
+    LEFT JOIN (SELECT DISTINCT a, b FROM {KNOWN}) kl ON kl.a = p.a AND kl.b = p.b
+    """
+
+
+def comparison_sql(pairs: str) -> str:
+    """SQL selecting ``a, b``, ``shared`` and one level column per comparison for the pairs in ``pairs``.
+
+    The static levels come from ``_lk_static_levels`` (every pair of ``pairs`` must be in it, see
+    :func:`compute_levels`); the :data:`DYNAMIC` contact comparisons are computed from the current seed
+    links. Named parameter ``$cap`` (contact degree cap).
+    """
+    cols = ",\n      ".join(f"({c.sql})::TINYINT AS {c.name}" if c.name in DYNAMIC else f"st.{c.name}"
+                           for c in COMPARISONS)
+    return f"""
+    WITH p AS (SELECT DISTINCT a, b FROM {pairs}),
+    cdeg AS (SELECT x AS aid, count(*) AS n FROM {CONTACTS} GROUP BY x),
+    cmap AS (SELECT a AS x, b AS y FROM {SEED_LINKS} UNION SELECT b, a FROM {SEED_LINKS}),
+    cshared AS (
+        SELECT p.a, p.b, count(DISTINCT cx.y)::BIGINT AS shared
+        FROM p JOIN (SELECT x, y FROM {CONTACTS} WHERE contact_degree <= $cap) cx ON cx.x = p.a
+        JOIN cmap m ON m.x = cx.y
+        JOIN (SELECT x, y FROM {CONTACTS} WHERE contact_degree <= $cap) cy ON cy.x = p.b AND cy.y = m.y
+        WHERE cx.y <> p.b AND cy.y <> p.a
+        GROUP BY ALL
+    )
+    SELECT p.a, p.b, coalesce(cs.shared, 0) AS shared,
+      {cols}
+    FROM p
+    JOIN {STATIC_LEVELS} st ON st.a = p.a AND st.b = p.b
     LEFT JOIN cdeg ca ON ca.aid = p.a
     LEFT JOIN cdeg cb ON cb.aid = p.b
     LEFT JOIN cshared cs ON cs.a = p.a AND cs.b = p.b
     LEFT JOIN (SELECT a, b, min(round) AS round FROM {STRUCTURAL} GROUP BY a, b) sm
            ON sm.a = p.a AND sm.b = p.b
-    LEFT JOIN (SELECT DISTINCT a, b FROM {KNOWN}) kl ON kl.a = p.a AND kl.b = p.b
     """
 
 
+def activity_levels(a: np.ndarray, b: np.ndarray, row: np.ndarray, prof: np.ndarray,
+                    chunk: int = 200_000) -> np.ndarray:
+    """Activity level of every pair: cosine similarity of the two hour-of-week profiles, bucketed at
+    :data:`ACTIVITY_BOUNDS`; -1 when either account has too few messages (not in ``row``)."""
+    out = np.full(len(a), -1, dtype=np.int8)
+    ra, rb = row[a], row[b]
+    ok = np.flatnonzero((ra >= 0) & (rb >= 0))
+    for i in range(0, len(ok), chunk):
+        sel = ok[i:i + chunk]
+        cos = np.einsum("ij,ij->i", prof[ra[sel]], prof[rb[sel]])
+        lvl = np.zeros(len(sel), dtype=np.int8)
+        for k, bound in enumerate(ACTIVITY_BOUNDS, start=1):
+            lvl[cos >= bound] = k
+        out[sel] = lvl
+    return out
+
+
 def compute_levels(con: duckdb.DuckDBPyConnection, pairs: str, out: str, settings: LinkageSettings) -> int:
-    """Create table ``out`` (a, b, shared, one TINYINT level per comparison) for the pairs in ``pairs``."""
+    """Create table ``out`` (a, b, shared, one TINYINT level per comparison) for the pairs in ``pairs``.
+
+    Static levels are computed only for pairs not yet in ``_lk_static_levels`` (seed-and-extend rounds
+    re-score the same candidates and random pairs; only the contact comparisons change).
+    """
     ensure_seed_links(con)
-    params = {"cap": settings.contact_degree_cap, "min_msgs": settings.activity_min_messages,
-              "tcap": settings.template_compare_cap, "rare": settings.rare_name_accounts}
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {comparison_sql(pairs)} ORDER BY a, b", params)
+    cols = ", ".join(f"{c.name} TINYINT" for c in COMPARISONS if c.name not in DYNAMIC)
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STATIC_LEVELS} (a INTEGER, b INTEGER, {cols})")
+    new = con.execute(f"SELECT DISTINCT a, b FROM {pairs} p WHERE NOT EXISTS "
+                      f"(SELECT 1 FROM {STATIC_LEVELS} s WHERE s.a = p.a AND s.b = p.b) ORDER BY a, b"
+                      ).fetchnumpy()
+    a = np.asarray(new["a"], dtype=np.int32)
+    b = np.asarray(new["b"], dtype=np.int32)
+    if len(a):
+        row, prof = activity_profiles(con, settings.activity_min_messages, unit=True)
+        con.register("_lk_new_pairs", pa.table({"a": a, "b": b,
+                                                "activity": activity_levels(a, b, row, prof)}))
+        con.execute(f"INSERT INTO {STATIC_LEVELS} {static_sql('_lk_new_pairs')}",
+                    {"tcap": settings.template_compare_cap, "rare": settings.rare_name_accounts})
+        con.unregister("_lk_new_pairs")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {comparison_sql(pairs)} ORDER BY a, b",
+                {"cap": settings.contact_degree_cap})
     return con.execute(f"SELECT count(*) FROM {out}").fetchall()[0][0]
 
 
@@ -339,11 +405,16 @@ def _leave_group_out(lw: np.ndarray, total: np.ndarray, fixed: np.ndarray) -> np
     return out
 
 
-def _m_step(idx: np.ndarray, p_loo: np.ndarray, pseudo: float = 0.01) -> list[np.ndarray]:
-    """m of every comparison: its level distribution weighted by the leave-group-out posteriors."""
+def _m_step(idx: np.ndarray, p_loo: np.ndarray, pseudo: float = 0.01,
+            count: np.ndarray | None = None) -> list[np.ndarray]:
+    """m of every comparison: its level distribution weighted by the leave-group-out posteriors.
+
+    ``count`` is the number of pairs each row of ``idx`` stands for (None: one each).
+    """
     m = []
     for k in range(idx.shape[1]):
-        counts = np.bincount(idx[:, k], weights=p_loo[:, k], minlength=TOTAL_LEVELS + 1)
+        w = p_loo[:, k] if count is None else p_loo[:, k] * count
+        counts = np.bincount(idx[:, k], weights=w, minlength=TOTAL_LEVELS + 1)
         c = counts[OFFSETS[k]:OFFSETS[k] + N_LEVELS[k]] + pseudo
         m.append(c / c.sum())
     return m
@@ -397,9 +468,35 @@ def _u_step(idx_b: np.ndarray, w_b: np.ndarray | None, idx_r: np.ndarray, w_r: n
     return out
 
 
+def compress_patterns(g: np.ndarray, flag: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of a level matrix (plus an optional flag column) with their counts.
+
+    Every EM quantity of a pair is a function of its level pattern (and whether it is a known link), so
+    EM over the few thousand distinct patterns weighted by their counts is the same computation as EM
+    over the (up to millions of) pairs. Returns (patterns, flag per pattern, count per pattern, the
+    pattern index of every input row).
+    """
+    g = np.asarray(g, dtype=np.int8)
+    n, k = g.shape
+    if flag is None:
+        flag = np.zeros(n, dtype=bool)
+    if n == 0:
+        return g.copy(), flag.copy(), np.zeros(0), np.zeros(0, dtype=np.int64)
+    # levels are -1..14: four bits each; k <= 15 comparisons plus the flag fit in an int64 key
+    key = flag.astype(np.int64)
+    for j in range(k):
+        key = (key << 4) | (g[:, j].astype(np.int64) + 1)
+    _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+    return g[first], flag[first], counts.astype(np.float64), inverse.reshape(-1)
+
+
 def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarray, total_pairs: int,
              max_iter: int = 40, tol: float = 1e-5) -> FSModel:
     """Fit m, u and λ by expectation–maximisation (see the module docstring).
+
+    Runs over the distinct level patterns weighted by their counts (:func:`compress_patterns`), which
+    gives the same fit as iterating over every pair at a fraction of the cost.
 
     Parameters
     ----------
@@ -408,17 +505,24 @@ def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarra
     fixed_match : bool array over candidate pairs; True = known link, posterior fixed at 1.
     total_pairs : number of all account pairs, N (N − 1) / 2 (scales λ).
     """
+    assert max(N_LEVELS) <= 15 and len(N_LEVELS) <= 15
+    n_random = len(g_random)
+    n_blocked = len(g_blocked)
+    g_blocked, fixed_match, cnt_b, _ = compress_patterns(g_blocked, np.asarray(fixed_match, dtype=bool))
+    g_random, _, cnt_r, _ = compress_patterns(g_random)
     idx_b, idx_r = flat_index(g_blocked), flat_index(g_random)
+    w_count = np.broadcast_to(cnt_b[:, None], idx_b.shape)
     # u starts from raw counts (complete levels) and the random pairs; m from the known links.
-    u = _u_step(idx_b, None, idx_r, np.ones(len(g_random)), max(total_pairs, 1))
-    if fixed_match.sum() >= 10:
+    u = _u_step(idx_b, w_count, idx_r, cnt_r, max(total_pairs, 1))
+    n_fixed = float(cnt_b[fixed_match].sum())
+    if n_fixed >= 10:
         # start from the level distribution of the known same-person pairs (anchors the match class)
-        m = _dists(idx_b[fixed_match], np.ones(int(fixed_match.sum())), 0.5)
+        m = _dists(idx_b[fixed_match], cnt_b[fixed_match], 0.5)
     else:
         m = [np.exp(np.arange(n, dtype=np.float64)) / np.exp(np.arange(n, dtype=np.float64)).sum()
              for n in N_LEVELS]
-    lam = min(0.5, max(1.0, 0.1 * len(g_blocked)) / max(total_pairs, 1))
-    m[KNOWN_INDEX], u[KNOWN_INDEX] = _known_link_dist(np.array([0.5, 0.5]), len(g_random))
+    lam = min(0.5, max(1.0, 0.1 * n_blocked) / max(total_pairs, 1))
+    m[KNOWN_INDEX], u[KNOWN_INDEX] = _known_link_dist(np.array([0.5, 0.5]), n_random)
     model = FSModel(m, u, lam)
     p_prev = None
     for it in range(1, max_iter + 1):
@@ -428,10 +532,11 @@ def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarra
         p[fixed_match] = 1.0
         pr = probability(model.match_weight(g_random, idx_r))
         p_loo = _leave_group_out(lw, total, fixed_match)
-        m = _m_step(idx_b, p_loo)
-        u = _u_step(idx_b, None, idx_r, 1.0 - pr, max(total_pairs, 1), m=m, matches=float(p.sum()))
-        m[KNOWN_INDEX], u[KNOWN_INDEX] = _known_link_dist(m[KNOWN_INDEX], len(g_random))
-        lam = float(np.clip(p.sum() / max(total_pairs, 1), 1e-12, 0.5))
+        m = _m_step(idx_b, p_loo, count=cnt_b)
+        u = _u_step(idx_b, w_count, idx_r, (1.0 - pr) * cnt_r, max(total_pairs, 1), m=m,
+                    matches=float((p * cnt_b).sum()))
+        m[KNOWN_INDEX], u[KNOWN_INDEX] = _known_link_dist(m[KNOWN_INDEX], n_random)
+        lam = float(np.clip((p * cnt_b).sum() / max(total_pairs, 1), 1e-12, 0.5))
         model = FSModel(m, u, lam, iterations=it)
         if p_prev is not None and np.max(np.abs(p - p_prev), initial=0.0) < tol:
             model.converged = True
