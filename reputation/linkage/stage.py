@@ -76,6 +76,9 @@ def _score_round(con: duckdb.DuckDBPyConnection, s: LinkageSettings, n_accounts:
 def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     """Block, score and link accounts; write blocking_rules, linkage_model, candidate_pairs and links.
 
+    Rows are ordered by account id pair, which is the order of (platform_a, account_a, platform_b,
+    account_b) because ``aid`` numbers accounts in that order.
+
     Returns the number of rows written to ``links``.
     """
     s = linkage_settings(ctx)
@@ -116,7 +119,7 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         JOIN {CANDIDATES} c USING (a, b)
         JOIN {ACCOUNTS} A ON A.aid = s.a
         JOIN {ACCOUNTS} B ON B.aid = s.b
-        ORDER BY platform_a, account_a, platform_b, account_b
+        ORDER BY s.a, s.b
     """, {"run_id": ctx.run_id})
     unpivot_cols = ", ".join(c.name for c in COMPARISONS)
     con.execute(f"""
@@ -143,7 +146,7 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         JOIN {CANDIDATES} c USING (a, b)
         JOIN {ACCOUNTS} A ON A.aid = s.a
         JOIN {ACCOUNTS} B ON B.aid = s.b
-        ORDER BY platform_a, account_a, platform_b, account_b
+        ORDER BY s.a, s.b
     """, {"run_id": ctx.run_id, "threshold": s.link_threshold})
     con.unregister("_lk_score_arrow")
     _document(con)
