@@ -1,0 +1,234 @@
+"""Propagation kernel against its limits: raw scipy.sparse mat-vec, networkx and igraph PageRank.
+
+The reputation stage propagates beliefs with :func:`reputation.scoring.propagation.linearized_bp`
+(called from :func:`reputation.scoring.stage.neighbour_push` with ``clip=None``). This module rebuilds
+*exactly* the graph and the prior vector that stage used, from a finished run's database:
+
+- the account index and identity pairs with the stage's own SQL (``INDEX_SQL``, ``IDENTITY_PAIRS_SQL``),
+- one ``W`` per graph family with :func:`reputation.scoring.stage.propagation_graphs` (co-behaviour:
+  campaign, template and identity edges; conversation: reciprocated edges; row normalisation),
+- ``q̂ = expit(local − base) − 0.5`` from ``account_evidence`` (``local = logit − c_graph``),
+
+and then times, on each family's graph (and in total over the families):
+
+1. the kernel, ``linearized_bp(W, q̂, clip=None)`` to convergence (``iterations`` mat-vecs);
+2. the limit: a bare loop of the same number of ``y = W @ x`` mat-vecs (scipy CSR, one core);
+   ratio = raw seconds / kernel seconds (1.0 = the kernel costs nothing beyond its mat-vecs);
+3. ``networkx.pagerank(G, personalization=...)`` (graph construction timed apart), and
+4. ``igraph.Graph.personalized_pagerank(reset=...)`` — different algorithms solving a similar
+   personalised-diffusion problem; both are reported as seconds per full solve.
+
+Run on its own: ``python -m benchmarks.kernels DB [--networkx-max-edges N]`` prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import duckdb
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit
+
+from benchmarks.common import peak_rss_mib
+
+#: networkx is skipped above this many stored matrix entries (it needs ~1 KiB of Python objects per edge).
+NETWORKX_MAX_EDGES = 8_000_000
+
+
+def propagation_inputs(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[dict[str, sp.csr_matrix], np.ndarray, dict[str, int]]:
+    """The propagation matrices (one per graph family) and centred prior ``q̂`` the reputation stage used.
+
+    Parameters
+    ----------
+    con
+        Connection to a finished run's database (writable: a temp table ``acc_index`` is created).
+
+    Returns
+    -------
+    (graphs, q_hat, edge_counts)
+        ``graphs``: family name → W, from :func:`reputation.scoring.stage.propagation_graphs` (the
+        stage propagates the same seeds over each family's graph separately).
+    """
+    from reputation.scoring import stage as st
+    from reputation.scoring.propagation import build_edges, table_exists
+
+    has_identities = table_exists(con, "identities")
+    if has_identities:
+        identity = "coalesce(i.identity_id, a.platform || ':' || a.account)"
+        membership = "coalesce(i.membership, 1.0)"
+        join = "LEFT JOIN identities i ON i.platform = a.platform AND i.account = a.account"
+    else:
+        identity, membership, join = "a.platform || ':' || a.account", "1.0", ""
+    con.execute(
+        st.INDEX_SQL.format(identity=identity, membership=membership, identity_join=join), {"folds": st.FOLDS}
+    )
+    n = int(con.execute("SELECT count(*) FROM acc_index").fetchone()[0])
+    if has_identities:
+        id_sql = st.IDENTITY_PAIRS_SQL if table_exists(con, "links") else st.IDENTITY_PAIRS_NO_LINKS_SQL
+        i, j, w = st._pairs(con, id_sql)
+    else:
+        i, j, w = (np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
+    if hasattr(st, "propagation_graphs"):  # one matrix per graph family, as the stage builds them
+        graphs, counts = st.propagation_graphs(con, n, (i, j, w))
+    else:  # older stage: one graph of every edge kind
+        upper = i < j
+        extra = {"identity": (i[upper], j[upper], st.IDENTITY_STRENGTH * w[upper])}
+        W, counts = build_edges(con, n, rho=st.DEFAULT_RHO, extra=extra, mode="row")
+        graphs = {"all": W}
+    ev = con.execute("""SELECT e.logit - e.c_graph - e.c_base AS local
+                        FROM acc_index a JOIN account_evidence e USING (platform, account)
+                        ORDER BY a.idx""").fetchnumpy()
+    local = np.asarray(ev["local"], np.float64)
+    if len(local) != n:
+        raise RuntimeError(f"account_evidence has {len(local)} of {n} accounts: is this a finished run?")
+    con.execute("DROP TABLE IF EXISTS acc_index")
+    return {k: sp.csr_matrix(g) for k, g in graphs.items()}, expit(local) - 0.5, counts
+
+
+def _best_of(fn, repeats: int) -> tuple[float, Any]:
+    best, out = np.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def bench_kernels(
+    W: sp.csr_matrix, q: np.ndarray, networkx_max_edges: int = NETWORKX_MAX_EDGES, repeats: int | None = None
+) -> dict[str, Any]:
+    """Time the propagation kernel, a raw mat-vec loop, networkx and igraph personalised PageRank on ``W``.
+
+    Parameters
+    ----------
+    W
+        (n, n) sparse symmetric weights (as built by the reputation stage).
+    q
+        (n,) centred prior.
+    networkx_max_edges
+        Skip networkx when ``W.nnz`` exceeds this (memory and time).
+    repeats
+        Timing repeats (best taken); default 3 for small graphs, 1 above 5M entries.
+
+    Returns
+    -------
+    dict
+        nodes, nnz, iterations, seconds of each method, mat-vec throughput (entries/s) and the ratios
+        ``kernel_vs_raw`` (≥ 0.5 is the target) and ``networkx_over_kernel`` (≥ 50 is the target).
+    """
+    from reputation.scoring.propagation import linearized_bp
+
+    W = sp.csr_matrix(W)
+    n, nnz = W.shape[0], W.nnz
+    reps = repeats or (3 if nnz < 5_000_000 else 1)
+    out: dict[str, Any] = {"nodes": int(n), "nnz": int(nnz)}
+    if nnz == 0:
+        out["error"] = "empty propagation graph"
+        return out
+
+    kernel_s, (p, iters) = _best_of(lambda: linearized_bp(W, q, clip=None), reps)
+    out.update(iterations=int(iters), kernel_s=kernel_s, kernel_matvec_per_s=iters * nnz / kernel_s)
+
+    def raw() -> np.ndarray:
+        x = q.copy()
+        for _ in range(iters):
+            x = W @ x
+        return x
+
+    raw_s, _ = _best_of(raw, reps)
+    out.update(raw_matvec_s=raw_s, raw_matvec_per_s=iters * nnz / raw_s, kernel_vs_raw=raw_s / kernel_s)
+
+    # Personalisation: the spam-leaning part of the prior (uniform when there is none).
+    pers = np.maximum(q, 0.0)
+    if pers.sum() <= 0:
+        pers = np.ones(n)
+    pers = pers / pers.sum()
+
+    try:
+        import igraph as ig
+
+        t0 = time.perf_counter()
+        coo = sp.triu(W + W.T, k=1).tocoo()
+        g = ig.Graph(n=n, edges=np.column_stack([coo.row, coo.col]).tolist(), directed=False)
+        g.es["weight"] = coo.data.tolist()
+        out["igraph_build_s"] = time.perf_counter() - t0
+        reset = pers.tolist()
+        ig_s, _ = _best_of(
+            lambda: g.personalized_pagerank(directed=False, damping=0.85, reset=reset, weights="weight"), reps
+        )
+        out["igraph_pagerank_s"] = ig_s
+        out["igraph_over_kernel"] = ig_s / kernel_s
+    except ImportError:
+        out["igraph_error"] = "python-igraph not installed (pip install python-igraph)"
+
+    if nnz <= networkx_max_edges:
+        import networkx as nx
+
+        t0 = time.perf_counter()
+        G = nx.from_scipy_sparse_array(W + W.T)
+        out["networkx_build_s"] = time.perf_counter() - t0
+        nz = np.nonzero(pers)[0]
+        personalization = dict(zip(nz.tolist(), pers[nz].tolist(), strict=True))
+        nx_s, _ = _best_of(
+            lambda: nx.pagerank(G, alpha=0.85, personalization=personalization, tol=1e-7, weight="weight"), 1
+        )
+        out["networkx_pagerank_s"] = nx_s
+        out["networkx_over_kernel"] = nx_s / kernel_s
+        out["networkx_total_over_kernel"] = (nx_s + out["networkx_build_s"]) / kernel_s
+    else:
+        out["networkx_skipped"] = f"nnz {nnz:,} > networkx_max_edges {networkx_max_edges:,}"
+    out["peak_rss_mib"] = peak_rss_mib()
+    return out
+
+
+def bench_database(db: str, networkx_max_edges: int = NETWORKX_MAX_EDGES) -> dict[str, Any]:
+    """:func:`bench_kernels` on each propagation graph of the run in ``db`` (opened read-only), and totals."""
+    con = duckdb.connect(db, read_only=True)
+    try:
+        t0 = time.perf_counter()
+        graphs, q, counts = propagation_inputs(con)
+        load_s = time.perf_counter() - t0
+    finally:
+        con.close()
+    families = {name: bench_kernels(W, q, networkx_max_edges) for name, W in graphs.items()}
+    out: dict[str, Any] = {"families": families, "edges_by_kind": counts, "graph_load_s": load_s}
+    # Totals over the families: what one run of the stage's propagation costs.
+    ok = [f for f in families.values() if "iterations" in f]
+    out["nodes"] = max((f["nodes"] for f in families.values()), default=0)
+    out["nnz"] = sum(f["nnz"] for f in families.values())
+    if ok:
+        out["iterations"] = "+".join(str(f["iterations"]) for f in ok)
+        for key in ("kernel_s", "raw_matvec_s"):
+            out[key] = sum(f[key] for f in ok)
+        out["kernel_vs_raw"] = out["raw_matvec_s"] / out["kernel_s"]
+        for lib in ("igraph", "networkx"):
+            if all(f"{lib}_pagerank_s" in f for f in ok):
+                out[f"{lib}_pagerank_s"] = sum(f[f"{lib}_pagerank_s"] for f in ok)
+                out[f"{lib}_build_s"] = sum(f[f"{lib}_build_s"] for f in ok)
+                out[f"{lib}_over_kernel"] = out[f"{lib}_pagerank_s"] / out["kernel_s"]
+                out[f"{lib}_total_over_kernel"] = (out[f"{lib}_pagerank_s"] + out[f"{lib}_build_s"]) / out[
+                    "kernel_s"
+                ]
+            elif any(f"{lib}_skipped" in f for f in ok):
+                out[f"{lib}_skipped"] = next(f[f"{lib}_skipped"] for f in ok if f"{lib}_skipped" in f)
+    out["peak_rss_mib"] = peak_rss_mib()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.kernels DB``: print the kernel benchmark of a run's database as JSON."""
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.kernels", description=__doc__.splitlines()[0])
+    ap.add_argument("db")
+    ap.add_argument("--networkx-max-edges", type=int, default=NETWORKX_MAX_EDGES)
+    args = ap.parse_args(argv)
+    print(json.dumps(bench_database(args.db, args.networkx_max_edges)))
+
+
+if __name__ == "__main__":
+    main()

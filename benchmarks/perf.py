@@ -1,0 +1,588 @@
+"""Performance suite: the whole pipeline on generated worlds, per-stage time and peak memory, and its limits.
+
+For each size (messages over 5 platforms) the suite
+
+1. generates a world with :func:`reputation.generate.generate_world` (``messages=N``) in a fresh process;
+2. measures the **floor** in a fresh process: one DuckDB scan of all platforms' message files (Parquet,
+   CSV and NDJSON with DuckDB's native readers) with ``GROUP BY sender`` — the least any engine must do
+   to read the input once — and the pipeline's ratio to it;
+3. runs the **pipeline** (:func:`reputation.pipeline.run_pipeline`) in a fresh process, so that its peak
+   RSS (a process-lifetime high-water mark) belongs to that run alone: wall time, rows and peak RSS per
+   stage, messages per second;
+4. runs the **propagation kernel** benchmark (:mod:`benchmarks.kernels`) on that run's graph in a fresh
+   process;
+5. deletes the world and the database (``--keep`` keeps them).
+
+Sizes: ``quick`` 200k messages; ``full`` 1M, 10M and 30M. A scaling plot (seconds vs messages, log-log,
+pipeline and floor) is written to ``benchmarks/perf_scaling.png``.
+
+Sub-commands used by the driver (each prints one JSON line):
+``python -m benchmarks.perf generate OUT N``, ``... floor CONFIG``, ``... pipeline CONFIG DB``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    HERE,
+    SubprocessFailed,
+    command_line,
+    fmt,
+    load_average,
+    md_table,
+    now_utc,
+    peak_rss_mib,
+    run_json_subprocess,
+)
+
+PLATFORMS = 5
+DAYS = 60
+QUICK_SIZES = (200_000,)
+FULL_SIZES = (1_000_000, 10_000_000, 30_000_000)
+#: Targets stated against the figures.
+TARGET_10M_SECONDS = 120.0
+TARGET_10M_RSS_MIB = 6 * 1024.0
+TARGET_FLOOR_RATIO = 20.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Child-process measurements
+
+
+def generate(out: str, messages: int, seed: int = 0) -> dict[str, Any]:
+    """Generate a ``messages``-sized world over :data:`PLATFORMS` platforms into ``out``."""
+    from reputation.generate import generate_world
+
+    t0 = time.perf_counter()
+    s = generate_world(out, seed=seed, platforms=PLATFORMS, days=DAYS, messages=messages)
+    seconds = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file())
+    return {
+        "seconds": seconds,
+        "messages": s.messages,
+        "accounts": s.accounts,
+        "config": s.config_path,
+        "bytes": size,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def _message_scans(config_path: str) -> list[str]:
+    """One SELECT per message source yielding its sender column, with DuckDB's native readers."""
+    from reputation.config import load_config
+    from reputation.ingest import expand_files
+
+    cfg = load_config(config_path)
+    scans = []
+    for src in cfg.sources:
+        if src.table != "messages":
+            continue
+        files = expand_files(src)
+        flist = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+        col = '"' + src.columns["sender"].replace('"', '""') + '"'
+        if src.format == "parquet":
+            reader = f"read_parquet({flist})"
+        elif src.format == "csv":
+            delim = "\t" if src.csv.delimiter == "\\t" else src.csv.delimiter
+            reader = (
+                f"read_csv({flist}, delim = '{delim}', header = {str(src.csv.header).lower()}, "
+                f"all_varchar = true)"
+            )
+        else:
+            reader = f"read_json({flist}, format = 'newline_delimited')"
+        # our own generated file paths and column names, quoted as SQL literals/identifiers
+        scans.append(f"SELECT CAST({col} AS VARCHAR) AS sender FROM {reader}")
+    return scans
+
+
+def floor(config_path: str) -> dict[str, Any]:
+    """One scan of every message file with GROUP BY sender: the floor any pipeline must pay."""
+    import duckdb
+
+    scans = _message_scans(config_path)
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    rows = con.execute(
+        f"SELECT count(*), sum(n) FROM (SELECT sender, count(*) AS n FROM "
+        f"({' UNION ALL '.join(scans)}) GROUP BY sender)"
+    ).fetchone()
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "senders": int(rows[0]),
+        "messages": int(rows[1]),
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def pipeline(config_path: str, db: str) -> dict[str, Any]:
+    """Run the whole pipeline once; stages as (name, seconds, rows, peak RSS MiB)."""
+    from benchmarks.common import quiet_logging
+    from reputation.pipeline import run_pipeline
+
+    quiet_logging(stage_log=True)
+    exports = str(Path(db).with_name("exports"))
+    t0 = time.perf_counter()
+    result = run_pipeline(
+        config_path,
+        database=db,
+        exports=exports,
+        progress=lambda msg: print(f"progress {msg}", file=sys.stderr, flush=True),
+    )
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "status": result.status,
+        "rows_read": result.rows_read,
+        "rows_quarantined": result.rows_quarantined,
+        "messages": result.tables.get("messages"),
+        "accounts": result.tables.get("accounts"),
+        "stages": [{"stage": s, "seconds": t, "rows": r, "peak_rss_mib": m} for s, t, r, m in result.stages],
+        "peak_rss_mib": peak_rss_mib(),
+        "db_bytes": Path(db).stat().st_size,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Driver
+
+
+def parse_stage_log(text: str) -> list[dict[str, Any]]:
+    """Finished stages from a pipeline child's INFO log (what a run that timed out still tells)."""
+    pat = re.compile(r"stage (\S+): (\d+) rows in ([\d.]+) s \(peak RSS (\d+) MiB\)")
+    return [
+        {"stage": m[1], "rows": int(m[2]), "seconds": float(m[3]), "peak_rss_mib": float(m[4])}
+        for m in pat.finditer(text)
+    ]
+
+
+def measure_size(
+    messages: int,
+    workdir: Path,
+    keep: bool = False,
+    kernels: bool = True,
+    timeout: float | None = None,
+    max_rss_mib: float | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Generate, floor, pipeline and kernels for one size, each in a fresh process.
+
+    ``timeout`` (seconds) and ``max_rss_mib`` bound the pipeline run (the machine may be shared); a run
+    past either is killed and reported with the stages it finished (``pipeline_partial``).
+    """
+    world = workdir / f"perf_{messages}"
+    shutil.rmtree(world, ignore_errors=True)
+    res: dict[str, Any] = {
+        "target_messages": messages,
+        "date": now_utc(),
+        "command": command_line(),
+        "load_average_before": load_average(),
+    }
+    env = {"REPUTATION_HASH_KEY": os.environ.get("REPUTATION_HASH_KEY", "benchmark-key")}
+    try:
+        log(f"[perf] {messages:,}: generating into {world}")
+        res["generate"] = run_json_subprocess(
+            ["-m", "benchmarks.perf", "generate", str(world), str(messages)]
+        )
+        config = res["generate"]["config"]
+        log(
+            f"[perf] {messages:,}: {res['generate']['messages']:,} messages generated in "
+            f"{res['generate']['seconds']:.0f} s; floor scan"
+        )
+        res["floor"] = run_json_subprocess(["-m", "benchmarks.perf", "floor", config])
+        db = world / "out" / "reputation.duckdb"
+        log(f"[perf] {messages:,}: floor {res['floor']['seconds']:.1f} s; pipeline")
+        stage_log = workdir / f"perf_{messages}.pipeline.log"
+        try:
+            res["pipeline"] = run_json_subprocess(
+                ["-m", "benchmarks.perf", "pipeline", config, str(db)],
+                env=env,
+                timeout=timeout,
+                stderr_path=stage_log,
+                max_rss_mib=max_rss_mib,
+            )
+        except SubprocessFailed as exc:
+            running = re.findall(r"^progress (\w+)\s*$", exc.log, flags=re.M)
+            res["pipeline_partial"] = {"stages": parse_stage_log(exc.log), "log": str(stage_log)}
+            raise RuntimeError(
+                f"pipeline {exc.problem}" + (f" during stage {running[-1]}" if running else "")
+            ) from exc
+        p = res["pipeline"]
+        res["messages"] = p["messages"]
+        res["messages_per_s"] = p["messages"] / p["seconds"] if p["seconds"] else None
+        res["floor_ratio"] = p["seconds"] / res["floor"]["seconds"] if res["floor"]["seconds"] else None
+        log(f"[perf] {messages:,}: pipeline {p['seconds']:.1f} s, peak RSS {p['peak_rss_mib']:.0f} MiB")
+        if kernels:
+            try:
+                res["kernels"] = run_json_subprocess(["-m", "benchmarks.kernels", str(db)])
+            except RuntimeError as exc:
+                res["kernels"] = {"error": str(exc)}
+    except (RuntimeError, OSError) as exc:
+        res["error"] = str(exc)
+        log(f"[perf] {messages:,}: FAILED: {str(exc).splitlines()[0]}")
+    finally:
+        res["load_average_after"] = load_average()
+        if not keep:
+            shutil.rmtree(world, ignore_errors=True)
+    return res
+
+
+def run_perf(
+    mode: str,
+    workdir: Path,
+    sizes: list[int] | None = None,
+    keep: bool = False,
+    timeout: float | None = None,
+    max_rss_mib: float | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """The performance suite: every size in turn (smallest first), then the scaling plot."""
+    sizes = sizes or list(QUICK_SIZES if mode == "quick" else FULL_SIZES)
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for n in sorted(sizes):
+        free = shutil.disk_usage(workdir).free
+        if free < n * 600:  # ~300 bytes of input and ~300 of database per message, generously
+            runs.append(
+                {"target_messages": n, "error": f"skipped: only {free / 2**30:.1f} GiB free in {workdir}"}
+            )
+            continue
+        runs.append(measure_size(n, workdir, keep=keep, timeout=timeout, max_rss_mib=max_rss_mib, log=log))
+    out: dict[str, Any] = {"mode": mode, "platforms": PLATFORMS, "days": DAYS, "runs": runs}
+    png = plot_scaling(runs, HERE / "perf_scaling.png")
+    if png:
+        out["plot"] = png.name
+    return out
+
+
+def plot_scaling(runs: list[dict[str, Any]], path: Path) -> Path | None:
+    """Seconds vs messages (log-log) for the pipeline and the floor; None without matplotlib or data."""
+    ok = [r for r in runs if "pipeline" in r]
+    if not ok:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    ok = sorted(ok, key=lambda r: r["messages"])
+    x = [r["messages"] for r in ok]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(x, [r["pipeline"]["seconds"] for r in ok], "o-", lw=2.5, label="pipeline (end to end)")
+    ax.plot(x, [r["floor"]["seconds"] for r in ok], "s--", label="floor (scan + GROUP BY sender)")
+    # The three stages that cost most at the largest size, thin.
+    last = {s["stage"]: s["seconds"] for s in ok[-1]["pipeline"]["stages"]}
+    for stage in sorted(last, key=last.get, reverse=True)[:3]:
+        ys = [next((s["seconds"] for s in r["pipeline"]["stages"] if s["stage"] == stage), None) for r in ok]
+        ax.plot(x, ys, ".:", lw=1, label=f"stage {stage}")
+    ax.plot([1e7], [TARGET_10M_SECONDS], "r*", ms=12, label="target: 10M messages in 120 s")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("messages")
+    ax.set_ylabel("seconds")
+    ax.set_title("Scaling, 5 platforms")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """RESULTS.md section of the performance suite."""
+    runs = res.get("runs", [])
+    lines = [
+        f"Worlds of {res.get('platforms')} platforms over {res.get('days')} days; "
+        "each step in a fresh process."
+    ]
+    rows = []
+    for r in runs:
+        if "pipeline" not in r:
+            rows.append([fmt(r["target_messages"]), r.get("error", "not run")[:200], *[None] * 8])
+            continue
+        p, f = r["pipeline"], r["floor"]
+        rows.append(
+            [
+                r["messages"],
+                r["pipeline"].get("accounts"),
+                p["seconds"],
+                p["peak_rss_mib"],
+                r["messages_per_s"],
+                f["seconds"],
+                r["floor_ratio"],
+                r["generate"]["seconds"],
+                r["generate"]["bytes"] / 2**20,
+                f"{(r.get('load_average_before') or ['–'])[0]} / {(r.get('load_average_after') or ['–'])[0]}",
+            ]
+        )
+    lines.append(
+        md_table(
+            [
+                "messages",
+                "accounts",
+                "pipeline s",
+                "peak RSS MiB",
+                "messages/s",
+                "floor s",
+                "pipeline / floor",
+                "generate s",
+                "input MiB",
+                "load 1-min before / after",
+            ],
+            rows,
+        )
+    )
+    lines.append(
+        "Each size's run: "
+        + "; ".join(
+            f"{r['target_messages']:,} on {r.get('date', '?')} by `{r.get('command', '?')}`" for r in runs
+        )
+        + "."
+    )
+    for r in runs:
+        partial = r.get("pipeline_partial")
+        if partial:
+            lines.append(
+                f"\nStages the {r['target_messages']:,}-message run finished before it stopped "
+                f"({r.get('error', '').splitlines()[0][:160]}):\n"
+            )
+            lines.append(
+                md_table(
+                    ["stage", "seconds", "rows", "peak RSS MiB"],
+                    [[s["stage"], s["seconds"], s["rows"], s["peak_rss_mib"]] for s in partial["stages"]],
+                )
+            )
+        if "pipeline" not in r:
+            continue
+        lines.append(
+            f"\nPer stage, {r['messages']:,} messages (peak RSS is the process high-water mark so far):\n"
+        )
+        lines.append(
+            md_table(
+                ["stage", "seconds", "rows", "peak RSS MiB", "share of time"],
+                [
+                    [
+                        s["stage"],
+                        s["seconds"],
+                        s["rows"],
+                        s["peak_rss_mib"],
+                        s["seconds"] / r["pipeline"]["seconds"],
+                    ]
+                    for s in r["pipeline"]["stages"]
+                ],
+            )
+        )
+    krows = []
+    for r in runs:
+        k = r.get("kernels")
+        if not k or "iterations" not in k:
+            continue
+        krows.append(
+            [
+                r["messages"],
+                k["nodes"],
+                k["nnz"],
+                k["iterations"],
+                k["kernel_s"],
+                k["raw_matvec_s"],
+                k["kernel_vs_raw"],
+                k.get("igraph_pagerank_s"),
+                k.get("igraph_over_kernel"),
+                k.get("networkx_pagerank_s"),
+                k.get("networkx_over_kernel"),
+            ]
+        )
+    if krows:
+        lines.append(
+            "\nPropagation kernel (`linearized_bp`, to convergence) vs the same number of raw scipy "
+            "CSR mat-vecs, igraph and networkx personalised PageRank on the same graph:\n"
+        )
+        lines.append(
+            md_table(
+                [
+                    "messages",
+                    "nodes",
+                    "nnz",
+                    "iterations",
+                    "kernel s",
+                    "raw mat-vec s",
+                    "kernel / raw throughput",
+                    "igraph s",
+                    "igraph / kernel",
+                    "networkx s",
+                    "networkx / kernel",
+                ],
+                krows,
+            )
+        )
+    if res.get("plot"):
+        lines.append(f"\n![scaling]({res['plot']})")
+    return "\n".join(lines)
+
+
+def scaling_exponents(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Per-stage empirical scaling exponent k in seconds ∝ messages^k between the two largest finished runs.
+
+    k ≈ 1 is linear; k well above 1 marks the stage that will not scale. None with fewer than two runs.
+    """
+    import math
+
+    ok = sorted((r for r in runs if "pipeline" in r), key=lambda r: r["messages"])
+    if len(ok) < 2:
+        return None
+    a, b = ok[-2], ok[-1]
+    ratio = math.log(b["messages"] / a["messages"])
+    sa = {s["stage"]: s["seconds"] for s in a["pipeline"]["stages"]}
+    sb = {s["stage"]: s["seconds"] for s in b["pipeline"]["stages"]}
+    stages = {
+        st: math.log(sb[st] / sa[st]) / ratio
+        for st in sb
+        if st in sa and sa[st] > 0.5 and sb[st] > 0.5  # sub-second stages are noise
+    }
+    return {
+        "from_messages": a["messages"],
+        "to_messages": b["messages"],
+        "pipeline": math.log(b["pipeline"]["seconds"] / a["pipeline"]["seconds"]) / ratio,
+        "peak_rss": math.log(b["pipeline"]["peak_rss_mib"] / a["pipeline"]["peak_rss_mib"]) / ratio,
+        "stages": stages,
+    }
+
+
+def observations(res: dict[str, Any]) -> list[str]:
+    """Plain-language findings computed from the figures (where the time goes, how it scales)."""
+    out = []
+    runs = [r for r in res.get("runs", []) if "pipeline" in r]
+    for r in runs[-1:]:
+        st = sorted(r["pipeline"]["stages"], key=lambda s: -s["seconds"])[:3]
+        share = ", ".join(
+            f"{s['stage']} {s['seconds']:.0f} s ({s['seconds'] / r['pipeline']['seconds']:.0%})" for s in st
+        )
+        out.append(f"At {r['messages']:,} messages the time goes to {share}.")
+    exp = scaling_exponents(runs)
+    if exp:
+        worst = sorted(exp["stages"].items(), key=lambda kv: -kv[1])
+        loads = [r.get("load_average_before", [None])[0] for r in runs[-2:]]
+        out.append(
+            f"Load (1-min) at the start of those two runs: {loads[0]} and {loads[1]}; unequal contention "
+            "distorts these exponents."
+        )
+        out.append(
+            f"Empirical scaling from {exp['from_messages']:,} to {exp['to_messages']:,} messages "
+            f"(seconds ∝ messages^k): pipeline k = {exp['pipeline']:.2f}, "
+            f"peak RSS k = {exp['peak_rss']:.2f}; "
+            "per stage " + ", ".join(f"{k} {v:.2f}" for k, v in worst) + "."
+        )
+    for r in res.get("runs", []):
+        if "pipeline" not in r and r.get("error"):
+            done = [s["stage"] for s in (r.get("pipeline_partial") or {}).get("stages", [])]
+            out.append(
+                f"The {r['target_messages']:,}-message run did not finish: {r['error'].splitlines()[0][:200]}"
+                + (f" (finished stages: {', '.join(done)})." if done else ".")
+            )
+    return out
+
+
+def targets(res: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(target, measured, met?) rows for the performance targets."""
+    out = []
+    runs = [r for r in res.get("runs", []) if "pipeline" in r]
+    ten = [r for r in runs if 9_000_000 <= r["messages"] <= 11_500_000]
+    if ten:
+        r = ten[0]
+        out.append(
+            (
+                "10M messages end to end ≤ 120 s",
+                f"{r['pipeline']['seconds']:.0f} s",
+                "yes" if r["pipeline"]["seconds"] <= TARGET_10M_SECONDS else "NO",
+            )
+        )
+        out.append(
+            (
+                "10M messages peak RSS ≤ 6 GiB",
+                f"{r['pipeline']['peak_rss_mib'] / 1024:.2f} GiB",
+                "yes" if r["pipeline"]["peak_rss_mib"] <= TARGET_10M_RSS_MIB else "NO",
+            )
+        )
+    else:
+        out.append(("10M messages end to end ≤ 120 s, peak RSS ≤ 6 GiB", "not measured", "–"))
+    big = [r for r in res.get("runs", []) if r["target_messages"] >= 30_000_000]
+    if big:
+        r = big[0]
+        done = "pipeline" in r
+        out.append(
+            (
+                "30M messages completes",
+                f"{r['pipeline']['seconds']:.0f} s, {r['pipeline']['peak_rss_mib'] / 1024:.2f} GiB"
+                if done
+                else r.get("error", "failed")[:120],
+                "yes" if done else "NO",
+            )
+        )
+    else:
+        out.append(("30M messages completes", "not measured", "–"))
+    for r in runs:
+        out.append(
+            (
+                f"pipeline ≤ 20× floor ({r['messages']:,} messages)",
+                f"{r['floor_ratio']:.1f}×",
+                "yes" if r["floor_ratio"] <= TARGET_FLOOR_RATIO else "NO",
+            )
+        )
+    for r in runs:
+        k = r.get("kernels") or {}
+        if "kernel_vs_raw" in k:
+            out.append(
+                (
+                    f"kernel ≥ 0.5× raw mat-vec throughput ({r['messages']:,})",
+                    f"{k['kernel_vs_raw']:.2f}×",
+                    "yes" if k["kernel_vs_raw"] >= 0.5 else "NO",
+                )
+            )
+        if "networkx_over_kernel" in k:
+            out.append(
+                (
+                    f"kernel ≥ 50× faster than networkx pagerank ({r['messages']:,})",
+                    f"{k['networkx_over_kernel']:.0f}× (solve only); "
+                    f"{k.get('networkx_total_over_kernel', float('nan')):.0f}× with building the nx graph",
+                    "yes" if k["networkx_over_kernel"] >= 50 else "NO",
+                )
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Sub-commands for child processes: ``generate OUT N``, ``floor CONFIG``, ``pipeline CONFIG DB``."""
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.perf")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate")
+    g.add_argument("out")
+    g.add_argument("messages", type=int)
+    f = sub.add_parser("floor")
+    f.add_argument("config")
+    p = sub.add_parser("pipeline")
+    p.add_argument("config")
+    p.add_argument("db")
+    args = ap.parse_args(argv)
+    if args.cmd == "generate":
+        out = generate(args.out, args.messages)
+    elif args.cmd == "floor":
+        out = floor(args.config)
+    else:
+        out = pipeline(args.config, args.db)
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
