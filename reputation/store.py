@@ -24,8 +24,8 @@ def comment_table(con: duckdb.DuckDBPyConnection, table: str, doc: str, columns:
     >>> con = duckdb.connect()
     >>> _ = con.execute("CREATE TABLE t (x INT)")
     >>> comment_table(con, "t", "A table.", {"x": "A column."})
-    >>> con.sql("SELECT comment FROM duckdb_columns() WHERE table_name = 't'").fetchone()[0]
-    'A column.'
+    >>> con.execute("SELECT comment FROM duckdb_columns() WHERE table_name = 't'").fetchall()
+    [('A column.',)]
     """
     con.execute(f"COMMENT ON {kind} {_quote_ident(table)} IS {_quote_literal(doc)}")
     for column, text in (columns or {}).items():
