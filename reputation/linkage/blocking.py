@@ -135,12 +135,12 @@ def prepare_accounts(con: duckdb.DuckDBPyConnection) -> int:
     """
     # level cache of the previous run on this connection (see scoring.compute_levels)
     con.execute("DROP TABLE IF EXISTS _lk_static_levels")
+    UNIT_PROFILES.pop(id(con), None)
     has_features = _exists(con, "features")
     feat_cols = (
-        "f.hour_profile::DOUBLE[] AS hour_profile, f.messages_sent, f.first_at, f.last_at"
+        "f.messages_sent, f.first_at, f.last_at"
         if has_features else
-        "NULL::DOUBLE[] AS hour_profile, NULL::BIGINT AS messages_sent, NULL::TIMESTAMP AS first_at, "
-        "NULL::TIMESTAMP AS last_at"
+        "NULL::BIGINT AS messages_sent, NULL::TIMESTAMP AS first_at, NULL::TIMESTAMP AS last_at"
     )
     feat_join = "LEFT JOIN features f ON f.platform = a.platform AND f.account = a.account" if has_features \
         else ""
@@ -166,14 +166,15 @@ def prepare_accounts(con: duckdb.DuckDBPyConnection) -> int:
     if _exists(con, "identifiers"):
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {IDENTS} AS
-            SELECT a.aid, i.kind, i.value_hash, max(i.accounts_sharing) AS accounts_sharing
-            FROM identifiers i JOIN {ACCOUNTS} a USING (platform, account)
-            WHERE i.value_hash IS NOT NULL
-            GROUP BY ALL
+            SELECT *, dense_rank() OVER (ORDER BY kind, value_hash)::INTEGER AS vid FROM (
+                SELECT a.aid, i.kind, i.value_hash, max(i.accounts_sharing) AS accounts_sharing
+                FROM identifiers i JOIN {ACCOUNTS} a USING (platform, account)
+                WHERE i.value_hash IS NOT NULL
+                GROUP BY ALL)
         """)
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {IDENTS} (aid INTEGER, kind VARCHAR, value_hash VARCHAR, "
-                    "accounts_sharing BIGINT)")
+                    "accounts_sharing BIGINT, vid INTEGER)")
     if _exists(con, "templates"):
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {TEMPLATES} AS
@@ -250,7 +251,8 @@ def prepare_name_parts(con: duckdb.DuckDBPyConnection) -> None:
             SELECT aid, part FROM whole
             UNION ALL SELECT aid, x FROM good UNION ALL SELECT aid, y FROM good
         )
-        SELECT DISTINCT aid, part, length(part) >= 2 AS "full" FROM parts
+        SELECT *, dense_rank() OVER (ORDER BY part)::INTEGER AS pid
+        FROM (SELECT DISTINCT aid, part, length(part) >= 2 AS "full" FROM parts)
     """)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {NAME_KEYS} AS
@@ -259,7 +261,9 @@ def prepare_name_parts(con: duckdb.DuckDBPyConnection) -> None:
             FROM {NAME_PARTS} p JOIN {NAME_PARTS} q ON q.aid = p.aid AND q.part <> p.part
             WHERE p."full"
         )
-        SELECT aid, key, count(*) OVER (PARTITION BY key) AS accounts_with FROM k
+        SELECT aid, key, count(*) OVER (PARTITION BY key) AS accounts_with,
+               dense_rank() OVER (ORDER BY key)::INTEGER AS kid
+        FROM k
     """)
 
 
@@ -281,7 +285,7 @@ def rule_identifier(s: LinkageSettings) -> tuple[str, list]:
     return f"""
         SELECT DISTINCT x.aid AS a, y.aid AS b
         FROM {IDENTS} x JOIN {IDENTS} y
-          ON x.kind = y.kind AND x.value_hash = y.value_hash AND x.aid < y.aid
+          ON x.vid = y.vid AND x.aid < y.aid
         WHERE x.accounts_sharing <= ?
     """, [s.identifier_block_cap]
 
@@ -331,7 +335,7 @@ def rule_name_key(s: LinkageSettings) -> tuple[str, list]:
     """A shared name key (a name part plus the initial of another, e.g. ``pena:j``) held by few accounts."""
     return f"""
         SELECT DISTINCT x.aid AS a, y.aid AS b
-        FROM {NAME_KEYS} x JOIN {NAME_KEYS} y ON x.key = y.key AND x.aid < y.aid
+        FROM {NAME_KEYS} x JOIN {NAME_KEYS} y ON x.kid = y.kid AND x.aid < y.aid
         WHERE x.accounts_with <= ?
     """, [s.name_key_cap]
 
@@ -353,9 +357,15 @@ def activity_profiles(con: duckdb.DuckDBPyConnection, min_messages: int, unit: b
     length when ``unit``). Read through Arrow in one piece: no per-account Python work.
     """
     n = con.execute(f"SELECT coalesce(max(aid), 0) FROM {ACCOUNTS}").fetchall()[0][0]
-    t = con.sql(f"SELECT aid, hour_profile FROM {ACCOUNTS} WHERE messages_sent >= ? "
-                "AND hour_profile IS NOT NULL ORDER BY aid", params=[min_messages]).to_arrow_table()
     row = np.full(n + 1, -1, dtype=np.int64)
+    if not _exists(con, "features"):
+        return row, np.zeros((0, 168))
+    # read from features, not copied into _lk_accounts (168 doubles per account)
+    t = con.sql(f"""
+        SELECT a.aid, f.hour_profile::DOUBLE[] AS hour_profile
+        FROM {ACCOUNTS} a JOIN features f ON f.platform = a.platform AND f.account = a.account
+        WHERE a.messages_sent >= ? AND f.hour_profile IS NOT NULL ORDER BY a.aid
+    """, params=[min_messages]).to_arrow_table()
     if t.num_rows == 0:
         return row, np.zeros((0, 168))
     aid = t.column("aid").to_numpy()
@@ -363,12 +373,17 @@ def activity_profiles(con: duckdb.DuckDBPyConnection, min_messages: int, unit: b
     lengths = np.diff(lists.offsets.to_numpy())
     if len(set(lengths.tolist())) != 1:
         raise ValueError("hour_profile must have the same length for every account")
-    prof = lists.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(len(aid), -1)
+    prof = lists.flatten().to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(len(aid), -1)
     if unit:
         with np.errstate(invalid="ignore", divide="ignore"):
-            prof = prof / np.linalg.norm(prof, axis=1, keepdims=True)
+            prof = prof / np.sqrt(np.einsum("ij,ij->i", prof, prof))[:, None]
     row[aid] = np.arange(len(aid))
     return row, prof
+
+
+UNIT_PROFILES: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+"""Unit-length activity profiles per connection (id), left by :func:`prepare_peak_hours` for the activity
+comparison of the same run (read once: 168 values per account)."""
 
 
 def prepare_peak_hours(con: duckdb.DuckDBPyConnection, s: LinkageSettings) -> int:
@@ -379,6 +394,8 @@ def prepare_peak_hours(con: duckdb.DuckDBPyConnection, s: LinkageSettings) -> in
     """
     row, prof = activity_profiles(con, s.activity_min_messages)
     aid = np.flatnonzero(row >= 0).astype(np.int32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        UNIT_PROFILES[id(con)] = (row, prof / np.sqrt(np.einsum("ij,ij->i", prof, prof))[:, None])
     prof = prof.copy()
     top = np.empty((len(aid), 3), dtype=np.int16)
     r = np.arange(len(aid))
@@ -427,11 +444,27 @@ def add_rule_pairs(con: duckdb.DuckDBPyConnection, rule: str, order: int, sql: s
                 [rule, order, *params])
 
 
+def rule_names() -> list[str]:
+    """Every rule name by its ``rule_order`` (the blocking rules, then contact overlap)."""
+    return [name for name, _ in RULES] + [CONTACT_RULE]
+
+
+def rules_sql(mask: str) -> str:
+    """SQL turning the rule bit mask column ``mask`` of ``_lk_candidates`` into the sorted list of rule names."""
+    items = ", ".join(f"{{'name': '{name}', 'bit': {1 << order}}}"
+                      for order, name in sorted(enumerate(rule_names()), key=lambda x: x[1]))
+    return f"[r.name FOR r IN [{items}] IF ({mask} & r.bit) <> 0]"
+
+
 def refresh_candidates(con: duckdb.DuckDBPyConnection) -> int:
-    """Rebuild ``_lk_candidates`` (a, b, rules) from ``_lk_rule_pairs``; returns its size."""
+    """Rebuild ``_lk_candidates`` (a, b, rule_mask, first_rule) from ``_lk_rule_pairs``; returns its size.
+
+    ``rule_mask`` has bit ``rule_order`` set for every rule that proposed the pair (an integer
+    aggregate is far cheaper than a list of names per pair; :func:`rules_sql` spells it out).
+    """
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS
-        SELECT a, b, list(DISTINCT rule ORDER BY rule) AS rules, min(rule_order) AS first_rule
+        SELECT a, b, bit_or(1 << rule_order) AS rule_mask, min(rule_order) AS first_rule
         FROM {RULE_PAIRS} GROUP BY a, b
     """)
     return con.execute(f"SELECT count(*) FROM {CANDIDATES}").fetchall()[0][0]
@@ -454,10 +487,12 @@ def build_candidates(con: duckdb.DuckDBPyConnection, settings: LinkageSettings) 
 
 
 def blocking_rule_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int]]:
-    """Per rule: (rule, pairs it produced, pairs no earlier rule produced), in rule order."""
-    return con.execute(f"""
-        WITH per AS (SELECT rule, min(rule_order) AS o, count(DISTINCT (a, b)) AS pairs
-                     FROM {RULE_PAIRS} GROUP BY rule),
-             first AS (SELECT first_rule AS o, count(*) AS new_pairs FROM {CANDIDATES} GROUP BY ALL)
-        SELECT rule, pairs, coalesce(new_pairs, 0) FROM per LEFT JOIN first USING (o) ORDER BY o
-    """).fetchall()
+    """Per rule that produced pairs: (rule, pairs it produced, pairs no earlier rule produced), in rule order.
+
+    Counted in one pass over ``_lk_candidates`` from the rule bit masks.
+    """
+    names = rule_names()
+    cols = ", ".join(f"count(*) FILTER (WHERE rule_mask & {1 << o} <> 0), count(*) FILTER (WHERE first_rule = {o})"
+                     for o in range(len(names)))
+    row = con.execute(f"SELECT {cols} FROM {CANDIDATES}").fetchall()[0]
+    return [(name, row[2 * o], row[2 * o + 1]) for o, name in enumerate(names) if row[2 * o] > 0]

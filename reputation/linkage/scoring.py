@@ -42,8 +42,10 @@ from .blocking import (
     NAME_KEYS,
     NAME_PARTS,
     TEMPLATES,
+    UNIT_PROFILES,
     LinkageSettings,
     activity_profiles,
+    table_exists,
 )
 
 SEED_LINKS = "_lk_seed_links"
@@ -62,6 +64,8 @@ class Comparison:
     labels: dict[int, str]
 
 
+_KIND_BIT = {"email": 1, "phone": 2, "device": 4, "ip": 8}
+"""Bit of each identifier kind in the per-account kind mask of the identifier comparisons."""
 _IDENT_LABELS = {4: "shared_unique", 3: "shared_few", 2: "shared_some", 1: "shared_common", 0: "differ"}
 
 
@@ -69,7 +73,7 @@ def _ident_cmp(kind: str) -> Comparison:
     col = f"{kind}_share"
     return Comparison(kind, f"""CASE WHEN {col} IS NOT NULL THEN
                  CASE WHEN {col} <= 2 THEN 4 WHEN {col} <= 5 THEN 3 WHEN {col} <= 20 THEN 2 ELSE 1 END
-             WHEN list_contains(ka.kinds, '{kind}') AND list_contains(kb.kinds, '{kind}') THEN 0
+             WHEN ka.kinds & {_KIND_BIT[kind]} <> 0 AND kb.kinds & {_KIND_BIT[kind]} <> 0 THEN 0
              ELSE -1 END""", _IDENT_LABELS)
 
 
@@ -147,13 +151,30 @@ ACTIVITY_BOUNDS = (0.6, 0.85, 0.95)
 """Cosine similarity of hour-of-week profiles at which the activity level steps to 1, 2, 3."""
 
 
-def static_sql(pairs: str) -> str:
+_TSHARED_BY_TEMPLATE = f"""
+        SELECT x.aid AS a, y.aid AS b, sum(1.0 / log2(1 + x.accounts_with)) AS shared_w
+        FROM {TEMPLATES} x JOIN {TEMPLATES} y ON y.template_id = x.template_id AND x.aid < y.aid
+        SEMI JOIN p ON p.a = x.aid AND p.b = y.aid
+        WHERE x.accounts_with <= $tcap AND x.accounts_with > 1
+        GROUP BY ALL"""
+_TSHARED_BY_PAIR = f"""
+        SELECT p.a, p.b, sum(1.0 / log2(1 + x.accounts_with)) AS shared_w
+        FROM p JOIN {TEMPLATES} x ON x.aid = p.a
+        JOIN {TEMPLATES} y ON y.aid = p.b AND y.template_id = x.template_id
+        WHERE x.accounts_with <= $tcap AND x.accounts_with > 1
+        GROUP BY ALL"""
+
+
+def static_sql(pairs: str, by_pair: bool = False) -> str:
     """SQL selecting ``a, b`` and the level of every comparison not in :data:`DYNAMIC`.
 
     ``pairs`` must hold distinct ``(a, b, activity)`` rows: the activity level is computed in numpy
     (:func:`activity_levels`) because joining two 168-value profiles onto every pair costs more than
-    all the other comparisons together. Named parameter ``$tcap``, ``$rare``.
+    all the other comparisons together. Named parameter ``$tcap``, ``$rare``. ``by_pair`` computes the
+    shared templates from the pairs' template lists (cheaper for a few pairs) instead of joining every
+    rare template's accounts (cheaper for millions of pairs).
     """
+    tshared = _TSHARED_BY_PAIR if by_pair else _TSHARED_BY_TEMPLATE
     levels = ",\n  ".join(f"({c.sql})::TINYINT AS {c.name}" for c in COMPARISONS if c.name not in DYNAMIC)
     kinds = ", ".join(f"min(share) FILTER (WHERE kind = '{k}') AS {k}_share"
                       for k in ("email", "phone", "device", "ip"))
@@ -162,29 +183,25 @@ def static_sql(pairs: str) -> str:
     ident AS (
         SELECT p.a, p.b, x.kind, min(x.accounts_sharing) AS share
         FROM p JOIN {IDENTS} x ON x.aid = p.a
-        JOIN {IDENTS} y ON y.aid = p.b AND y.kind = x.kind AND y.value_hash = x.value_hash
+        JOIN {IDENTS} y ON y.aid = p.b AND y.vid = x.vid
         GROUP BY ALL
     ),
     idw AS (SELECT a, b, {kinds} FROM ident GROUP BY a, b),
-    kinds AS (SELECT aid, list(DISTINCT kind) AS kinds FROM {IDENTS} GROUP BY aid),
+    kinds AS (SELECT aid, bit_or(CASE kind {" ".join(f"WHEN '{k}' THEN {v}" for k, v in _KIND_BIT.items())}
+                                 ELSE 0 END) AS kinds
+              FROM {IDENTS} GROUP BY aid),
     tw AS (SELECT aid, sum(1.0 / log2(1 + accounts_with)) AS w FROM {TEMPLATES}
            WHERE accounts_with <= $tcap GROUP BY aid),
-    tshared AS (
-        SELECT x.aid AS a, y.aid AS b, sum(1.0 / log2(1 + x.accounts_with)) AS shared_w
-        FROM {TEMPLATES} x JOIN {TEMPLATES} y ON y.template_id = x.template_id AND x.aid < y.aid
-        WHERE x.accounts_with <= $tcap AND x.accounts_with > 1
-          AND (x.aid, y.aid) IN (SELECT (a, b) FROM p)
-        GROUP BY ALL
-    ),
+    tshared AS ({tshared}),
     nhas AS (SELECT DISTINCT aid FROM {NAME_PARTS} WHERE "full"),
     nshared AS (
         SELECT p.a, p.b, count(*) FILTER (WHERE x."full") AS full_shared
-        FROM p JOIN {NAME_PARTS} x ON x.aid = p.a JOIN {NAME_PARTS} y ON y.aid = p.b AND y.part = x.part
+        FROM p JOIN {NAME_PARTS} x ON x.aid = p.a JOIN {NAME_PARTS} y ON y.aid = p.b AND y.pid = x.pid
         GROUP BY ALL
     ),
     kshared AS (
         SELECT p.a, p.b, count(*) AS keys_shared, min(x.accounts_with) AS key_df
-        FROM p JOIN {NAME_KEYS} x ON x.aid = p.a JOIN {NAME_KEYS} y ON y.aid = p.b AND y.key = x.key
+        FROM p JOIN {NAME_KEYS} x ON x.aid = p.a JOIN {NAME_KEYS} y ON y.aid = p.b AND y.kid = x.kid
         GROUP BY ALL
     ),
     acc AS (SELECT aid, platform, handle_norm, handle_digits, created_at, first_at, last_at FROM {ACCOUNTS})
@@ -208,7 +225,8 @@ def static_sql(pairs: str) -> str:
 
 
 def comparison_sql(pairs: str) -> str:
-    """SQL selecting ``a, b``, ``shared`` and one level column per comparison for the pairs in ``pairs``.
+    """SQL selecting ``a, b``, ``shared`` and one level column per comparison for the (distinct) pairs in
+    ``pairs``.
 
     The static levels come from ``_lk_static_levels`` (every pair of ``pairs`` must be in it, see
     :func:`compute_levels`); the :data:`DYNAMIC` contact comparisons are computed from the current seed
@@ -217,7 +235,7 @@ def comparison_sql(pairs: str) -> str:
     cols = ",\n      ".join(f"({c.sql})::TINYINT AS {c.name}" if c.name in DYNAMIC else f"st.{c.name}"
                            for c in COMPARISONS)
     return f"""
-    WITH p AS (SELECT DISTINCT a, b FROM {pairs}),
+    WITH p AS (SELECT a, b FROM {pairs}),
     cdeg AS (SELECT x AS aid, count(*) AS n FROM {CONTACTS} GROUP BY x),
     cmap AS (SELECT a AS x, b AS y FROM {SEED_LINKS} UNION SELECT b, a FROM {SEED_LINKS}),
     cshared AS (
@@ -265,6 +283,13 @@ def activity_levels(a: np.ndarray, b: np.ndarray, row: np.ndarray, prof: np.ndar
     return out
 
 
+SMALL_PAIR_SET = 300_000
+"""Up to this many new pairs, shared templates are counted pair by pair (see static_sql)."""
+def forget_profiles(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the cached activity profiles of ``con`` (at the end of the stage)."""
+    UNIT_PROFILES.pop(id(con), None)
+
+
 def compute_levels(con: duckdb.DuckDBPyConnection, pairs: str, out: str, settings: LinkageSettings) -> int:
     """Create table ``out`` (a, b, shared, one TINYINT level per comparison) for the pairs in ``pairs``.
 
@@ -273,17 +298,21 @@ def compute_levels(con: duckdb.DuckDBPyConnection, pairs: str, out: str, setting
     """
     ensure_seed_links(con)
     cols = ", ".join(f"{c.name} TINYINT" for c in COMPARISONS if c.name not in DYNAMIC)
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STATIC_LEVELS} (a INTEGER, b INTEGER, {cols})")
+    if not table_exists(con, STATIC_LEVELS):
+        con.execute(f"CREATE TEMP TABLE {STATIC_LEVELS} (a INTEGER, b INTEGER, {cols})")
     new = con.execute(f"SELECT DISTINCT a, b FROM {pairs} p WHERE NOT EXISTS "
                       f"(SELECT 1 FROM {STATIC_LEVELS} s WHERE s.a = p.a AND s.b = p.b) ORDER BY a, b"
                       ).fetchnumpy()
     a = np.asarray(new["a"], dtype=np.int32)
     b = np.asarray(new["b"], dtype=np.int32)
     if len(a):
-        row, prof = activity_profiles(con, settings.activity_min_messages, unit=True)
+        if id(con) not in UNIT_PROFILES:  # left by prepare_peak_hours, else read once per run
+            UNIT_PROFILES[id(con)] = activity_profiles(con, settings.activity_min_messages, unit=True)
+        row, prof = UNIT_PROFILES[id(con)]
         con.register("_lk_new_pairs", pa.table({"a": a, "b": b,
                                                 "activity": activity_levels(a, b, row, prof)}))
-        con.execute(f"INSERT INTO {STATIC_LEVELS} {static_sql('_lk_new_pairs')}",
+        by_pair = len(a) <= SMALL_PAIR_SET
+        con.execute(f"INSERT INTO {STATIC_LEVELS} {static_sql('_lk_new_pairs', by_pair)}",
                     {"tcap": settings.template_compare_cap, "rare": settings.rare_name_accounts})
         con.unregister("_lk_new_pairs")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {comparison_sql(pairs)} ORDER BY a, b",

@@ -73,7 +73,6 @@ def extend(con: duckdb.DuckDBPyConnection, settings: LinkageSettings) -> int:
                 f"UNION SELECT $rule, $order, a, b FROM {STRUCTURAL} WHERE round > 0",
                 {"rule": CONTACT_RULE, "order": CONTACT_RULE_ORDER, "cap": settings.contact_degree_cap,
                  "min_shared": settings.contact_min_shared})
-    con.execute("CREATE OR REPLACE TEMP TABLE _lk_rule_pairs AS SELECT DISTINCT * FROM _lk_rule_pairs")
     return refresh_candidates(con)
 
 

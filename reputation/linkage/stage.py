@@ -28,14 +28,17 @@ from .blocking import (
     blocking_rule_counts,
     build_candidates,
     prepare_accounts,
+    rules_sql,
     table_exists,
 )
 from .scoring import (
     COMPARISONS,
     KNOWN,
     FSModel,
+    compress_patterns,
     compute_levels,
     estimate,
+    forget_profiles,
     level_matrix,
     model_rows,
     probability,
@@ -59,6 +62,8 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, np.n
 
 def _score_round(con: duckdb.DuckDBPyConnection, s: LinkageSettings, n_accounts: int
                  ) -> tuple[FSModel, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Level the candidates and random pairs, fit the model; returns (model, a, b, match weight without
+    the contact comparisons, match weight) with one entry per candidate pair (ordered by a, b)."""
     compute_levels(con, CANDIDATES, "_lk_levels", s)
     compute_levels(con, "_lk_random", "_lk_random_levels", s)
     a, b, g = level_matrix(con, "_lk_levels")
@@ -69,8 +74,12 @@ def _score_round(con: duckdb.DuckDBPyConnection, s: LinkageSettings, n_accounts:
     fixed = np.isin(key, kkey)
     total = n_accounts * (n_accounts - 1) // 2
     model = estimate(g, gr, fixed, total, max_iter=s.em_iterations)
-    mw = model.match_weight(g)
-    return model, a, b, g, mw
+    # weights per distinct level pattern, spread to the pairs (millions of pairs, thousands of patterns)
+    pat, _, _, inverse = compress_patterns(g)
+    lw = model.level_weights(pat)
+    mw = (model.prior_weight + lw.sum(axis=1))[inverse]
+    mw_no_contacts = (model.prior_weight + lw.sum(axis=1) - lw[:, CONTACT_COLUMNS].sum(axis=1))[inverse]
+    return model, a, b, mw_no_contacts, mw
 
 
 def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
@@ -89,7 +98,7 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     sample_random_pairs(con, n, s.random_pairs, s.seed)
     set_seed_links(con, "SELECT a, b FROM _lk_rule_pairs WHERE rule = 'known_link'")
     for rnd in range(s.seed_rounds + 1):
-        model, a, b, g, mw = _score_round(con, s, n)
+        model, a, b, mw_no_contacts, mw = _score_round(con, s, n)
         p = probability(mw)
         ctx.info("linkage round %d: %d candidates, %d above %.2f, λ=%.3g, EM %d iterations (%s)",
                  rnd, len(a), int((p >= s.seed_threshold).sum()), s.seed_threshold, model.lam,
@@ -97,8 +106,7 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         if rnd == s.seed_rounds:
             break
         # Seeds must not rest on contact evidence (that would feed seed-and-extend its own output).
-        lw = model.level_weights(g)
-        p_seed = probability(mw - lw[:, CONTACT_COLUMNS].sum(axis=1))
+        p_seed = probability(mw_no_contacts)
         keep = p_seed >= s.seed_threshold
         _register(con, "_lk_seed_arrow", {"a": a[keep], "b": b[keep]})
         set_seed_links(con, f"SELECT a, b FROM _lk_seed_arrow UNION SELECT a, b FROM {KNOWN}")
@@ -113,7 +121,8 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         CREATE OR REPLACE TABLE candidate_pairs AS
         SELECT $run_id AS run_id, A.platform AS platform_a, A.account AS account_a,
                B.platform AS platform_b, B.account AS account_b,
-               s.probability, s.match_weight, c.rules, l.shared AS shared_contacts, {level_cols}
+               s.probability, s.match_weight, {rules_sql('c.rule_mask')} AS rules, l.shared AS shared_contacts,
+               {level_cols}
         FROM _lk_score_arrow s
         JOIN _lk_levels l USING (a, b)
         JOIN {CANDIDATES} c USING (a, b)
@@ -140,7 +149,7 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         SELECT $run_id AS run_id, A.platform AS platform_a, A.account AS account_a,
                B.platform AS platform_b, B.account AS account_b,
                s.probability, s.match_weight, coalesce(ev.evidence, '[]'::JSON) AS evidence,
-               c.rules
+               {rules_sql('c.rule_mask')} AS rules
         FROM linked s
         LEFT JOIN ev USING (a, b)
         JOIN {CANDIDATES} c USING (a, b)
@@ -149,6 +158,7 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         ORDER BY s.a, s.b
     """, {"run_id": ctx.run_id, "threshold": s.link_threshold})
     con.unregister("_lk_score_arrow")
+    forget_profiles(con)
     _document(con)
     _drop_working_tables(con)
     return con.execute("SELECT count(*) FROM links").fetchall()[0][0]
