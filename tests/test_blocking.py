@@ -112,3 +112,26 @@ def test_unrelated_accounts_are_not_paired(world: duckdb.DuckDBPyConnection) -> 
     cands = _pairs(world)
     assert not any({a, b} == {"p1:a4", "p1:a1"} for a, b in cands)
     assert ("p1:a4", "p2:b4") in cands
+
+
+def test_name_pair_and_digit_rules_keep_common_name_keys_blockable() -> None:
+    # "smith:j" is held by six accounts (over name_key_cap=3): the name-key rule skips it, but the rarer
+    # full-name pair (james + smith) and the name key × handle digits (smith:j + 1985) still block.
+    accounts = [
+        ("p1", "a1", "james.smith", "James Smith"),
+        ("p2", "b1", "smithjames", None),
+        ("p1", "a2", "j.smith1985", None),
+        ("p2", "b2", "smith_j1985", None),
+        ("p1", "a3", "john_smith", "John Smith"),
+        ("p2", "b3", "jack.smith", "Jack Smith"),
+    ]
+    con = _db(accounts)
+    prepare_accounts(con)
+    build_candidates(con, LinkageSettings(name_key_cap=3, name_pair_cap=3, name_digits_cap=3,
+                                          handle_block_cap=1, qgram_df_cap=1))
+    assert ("p1:a2", "p2:b2") not in _pairs(con, "name_key")
+    assert _pairs(con, "name_pair") == {("p1:a1", "p2:b1")}
+    assert _pairs(con, "name_digits") == {("p1:a2", "p2:b2")}
+    # a cap below the key's holders drops it
+    build_candidates(con, LinkageSettings(name_key_cap=3, name_pair_cap=1, name_digits_cap=1))
+    assert not _pairs(con, "name_pair") and not _pairs(con, "name_digits")

@@ -33,6 +33,12 @@ Rules (in order):
 ``activity``
     Cross-platform accounts whose three busiest hours of the week coincide (coarse bucket of the
     hour-of-week profile), in buckets of at most ``activity_block_cap`` accounts.
+``name_pair``
+    Two shared full name parts (``james`` + ``pena``) held together by at most ``name_pair_cap``
+    accounts: far rarer than a name key, so common last names stay blockable as the world grows.
+``name_digits``
+    A shared name key together with a shared handle digit group (``pena:j`` + ``1973``), for name keys
+    too common for the ``name_key`` rule.
 ``contact_overlap``
     Added by seed-and-extend (:mod:`reputation.linkage.seed_extend`): pairs whose contacts are
     already-linked pairs.
@@ -55,6 +61,7 @@ RULE_PAIRS = "_lk_rule_pairs"
 CANDIDATES = "_lk_candidates"
 NAME_PARTS = "_lk_name_parts"
 NAME_KEYS = "_lk_name_keys"
+NAME_PAIRS = "_lk_name_pairs"
 PEAK_HOURS = "_lk_peak_hours"
 
 
@@ -78,10 +85,22 @@ class LinkageSettings:
     """Display-name token sets held by more accounts are not blocking keys."""
     rare_name_accounts: int = 4
     """A name key held by at most this many accounts counts as rare (term-frequency adjustment)."""
+    rare_pair_accounts: int = 0
+    """Two full name parts (``james|pena``) held together by at most this many accounts count as a rare
+    name too (level ``first_and_last_rare``); 0 = off. Name keys (last name × initial) grow common as the
+    world grows, full-name pairs far more slowly. Measured on a 1M-message world (15k accounts): 6 raises
+    pairwise recall 0.86 → 0.89 but costs precision 0.984 → 0.958 (4: 0.85 / 0.972), so it is off."""
     name_key_cap: int = 25
     """Name keys (name part + initial of another part) held by more accounts are not blocking keys."""
-    template_block_cap: int = 20
-    """Templates sent by more accounts are not blocking keys."""
+    name_pair_cap: int = 40
+    """Full-name pairs (two name parts of ≥ 2 letters, e.g. ``james|pena``) held by more accounts are not
+    blocking keys. Far rarer than name keys (first × last name rather than last name × initial), so the
+    rule keeps common names blockable as the world grows."""
+    name_digits_cap: int = 25
+    """Name keys combined with a handle digit group (``pena:j#1973``) held by more accounts are skipped."""
+    template_block_cap: int = 5
+    """Templates sent by more accounts are not blocking keys (templates shared by more accounts are
+    campaign texts: they explode the pair count as the world grows and add almost no true links)."""
     template_compare_cap: int = 100
     """Templates sent by more accounts are ignored by the template comparison (weight ≤ 1/log2(101))."""
     activity_block_cap: int = 20
@@ -216,7 +235,9 @@ def prepare_name_parts(con: duckdb.DuckDBPyConnection) -> None:
     words or one is a single letter (``nsimpson`` → ``n`` + ``simpson``). Handle decorations
     (``_biz``, ``_x``) are no name words and drop out. ``_lk_name_parts`` (aid, part, full) holds full
     parts (≥ 2 letters) and initials; ``_lk_name_keys`` (aid, key, accounts_with) holds
-    ``part:initial-of-another-part`` keys, e.g. ``pena:j`` for both ``j.pena1973`` and ``James Pena``.
+    ``part:initial-of-another-part`` keys, e.g. ``pena:j`` for both ``j.pena1973`` and ``James Pena``;
+    ``_lk_name_pairs`` (aid, p1, p2, accounts_with) every pair of an account's full parts (part ids
+    ``p1 < p2``), e.g. ``james|pena``.
     """
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _lk_vocab AS
@@ -264,6 +285,15 @@ def prepare_name_parts(con: duckdb.DuckDBPyConnection) -> None:
         SELECT aid, key, count(*) OVER (PARTITION BY key) AS accounts_with,
                dense_rank() OVER (ORDER BY key)::INTEGER AS kid
         FROM k
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {NAME_PAIRS} AS
+        WITH k AS (
+            SELECT DISTINCT p.aid, p.pid AS p1, q.pid AS p2
+            FROM {NAME_PARTS} p JOIN {NAME_PARTS} q ON q.aid = p.aid AND p.pid < q.pid
+            WHERE p."full" AND q."full"
+        )
+        SELECT *, count(*) OVER (PARTITION BY p1, p2) AS accounts_with FROM k
     """)
 
 
@@ -338,6 +368,33 @@ def rule_name_key(s: LinkageSettings) -> tuple[str, list]:
         FROM {NAME_KEYS} x JOIN {NAME_KEYS} y ON x.kid = y.kid AND x.aid < y.aid
         WHERE x.accounts_with <= ?
     """, [s.name_key_cap]
+
+
+def rule_name_pair(s: LinkageSettings) -> tuple[str, list]:
+    """Two shared full name parts (``james`` and ``pena`` from ``jamespena82``, ``pena.james`` or ``James Pena``).
+
+    A first-name × last-name pair is far rarer than a name key (last name × initial), so it stays a useful
+    key when common name keys exceed ``name_key_cap`` in large worlds.
+    """
+    return f"""
+        SELECT DISTINCT x.aid AS a, y.aid AS b
+        FROM {NAME_PAIRS} x JOIN {NAME_PAIRS} y ON x.p1 = y.p1 AND x.p2 = y.p2 AND x.aid < y.aid
+        WHERE x.accounts_with <= ?
+    """, [s.name_pair_cap]
+
+
+def rule_name_digits(s: LinkageSettings) -> tuple[str, list]:
+    """A shared name key together with a shared handle digit group (``j.pena1973`` / ``pena_j1973``)."""
+    return f"""
+        WITH k AS (
+            SELECT DISTINCT n.aid, n.kid, d.digits
+            FROM {NAME_KEYS} n
+            JOIN (SELECT aid, unnest(handle_digits) AS digits FROM {ACCOUNTS}) d USING (aid)
+        ), kn AS (SELECT *, count(*) OVER (PARTITION BY kid, digits) AS n FROM k)
+        SELECT DISTINCT x.aid AS a, y.aid AS b
+        FROM kn x JOIN kn y ON x.kid = y.kid AND x.digits = y.digits AND x.aid < y.aid
+        WHERE x.n <= ?
+    """, [s.name_digits_cap]
 
 
 def rule_template(s: LinkageSettings) -> tuple[str, list]:
@@ -432,6 +489,8 @@ RULES: tuple[tuple[str, Callable[[LinkageSettings], tuple[str, list]]], ...] = (
     ("name_key", rule_name_key),
     ("template", rule_template),
     ("activity", rule_activity),
+    ("name_pair", rule_name_pair),
+    ("name_digits", rule_name_digits),
 )
 """Blocking rules in the order their ``new_pairs`` are counted."""
 

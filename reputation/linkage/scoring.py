@@ -40,6 +40,7 @@ from .blocking import (
     CONTACTS,
     IDENTS,
     NAME_KEYS,
+    NAME_PAIRS,
     NAME_PARTS,
     TEMPLATES,
     UNIT_PROFILES,
@@ -87,7 +88,7 @@ COMPARISONS: tuple[Comparison, ...] = (
                   AND (na.aid IS NULL OR nb.aid IS NULL) THEN -1
              WHEN A.handle_norm = B.handle_norm AND length(A.handle_norm) >= 9 THEN 8
              WHEN coalesce(ns.full_shared, 0) >= 2 AND coalesce(ks.keys_shared, 0) >= 2
-                  AND ks.key_df <= $rare THEN 7
+                  AND (ks.key_df <= $rare OR coalesce(ps.pair_df, $rarepair + 1) <= $rarepair) THEN 7
              WHEN A.handle_norm = B.handle_norm THEN 6
              WHEN coalesce(ns.full_shared, 0) >= 2 AND coalesce(ks.keys_shared, 0) >= 2 THEN 5
              WHEN coalesce(ks.keys_shared, 0) >= 1 AND ks.key_df <= $rare THEN 4
@@ -165,16 +166,22 @@ _TSHARED_BY_PAIR = f"""
         GROUP BY ALL"""
 
 
-def static_sql(pairs: str, by_pair: bool = False) -> str:
+def static_sql(pairs: str, by_pair: bool = False, name_pairs: bool = True) -> str:
     """SQL selecting ``a, b`` and the level of every comparison not in :data:`DYNAMIC`.
 
     ``pairs`` must hold distinct ``(a, b, activity)`` rows: the activity level is computed in numpy
     (:func:`activity_levels`) because joining two 168-value profiles onto every pair costs more than
     all the other comparisons together. Named parameter ``$tcap``, ``$rare``. ``by_pair`` computes the
     shared templates from the pairs' template lists (cheaper for a few pairs) instead of joining every
-    rare template's accounts (cheaper for millions of pairs).
+    rare template's accounts (cheaper for millions of pairs). ``name_pairs=False`` skips the full-name
+    pair join (``$rarepair`` is then unused: the ``first_and_last_rare`` level rests on name keys only).
     """
     tshared = _TSHARED_BY_PAIR if by_pair else _TSHARED_BY_TEMPLATE
+    pshared = f"""
+        SELECT p.a, p.b, min(x.accounts_with) AS pair_df
+        FROM p JOIN {NAME_PAIRS} x ON x.aid = p.a
+        JOIN {NAME_PAIRS} y ON y.aid = p.b AND y.p1 = x.p1 AND y.p2 = x.p2
+        GROUP BY ALL""" if name_pairs else "SELECT NULL::INTEGER AS a, NULL::INTEGER AS b, NULL::BIGINT AS pair_df"
     levels = ",\n  ".join(f"({c.sql})::TINYINT AS {c.name}" for c in COMPARISONS if c.name not in DYNAMIC)
     kinds = ", ".join(f"min(share) FILTER (WHERE kind = '{k}') AS {k}_share"
                       for k in ("email", "phone", "device", "ip"))
@@ -204,6 +211,7 @@ def static_sql(pairs: str, by_pair: bool = False) -> str:
         FROM p JOIN {NAME_KEYS} x ON x.aid = p.a JOIN {NAME_KEYS} y ON y.aid = p.b AND y.kid = x.kid
         GROUP BY ALL
     ),
+    pshared AS ({pshared}),
     acc AS (SELECT aid, platform, handle_norm, handle_digits, created_at, first_at, last_at FROM {ACCOUNTS})
     SELECT p.a, p.b,
       {levels}
@@ -220,6 +228,7 @@ def static_sql(pairs: str, by_pair: bool = False) -> str:
     LEFT JOIN nhas nb ON nb.aid = p.b
     LEFT JOIN nshared ns ON ns.a = p.a AND ns.b = p.b
     LEFT JOIN kshared ks ON ks.a = p.a AND ks.b = p.b
+    LEFT JOIN pshared ps ON ps.a = p.a AND ps.b = p.b
     LEFT JOIN (SELECT DISTINCT a, b FROM {KNOWN}) kl ON kl.a = p.a AND kl.b = p.b
     """
 
@@ -312,8 +321,10 @@ def compute_levels(con: duckdb.DuckDBPyConnection, pairs: str, out: str, setting
         con.register("_lk_new_pairs", pa.table({"a": a, "b": b,
                                                 "activity": activity_levels(a, b, row, prof)}))
         by_pair = len(a) <= SMALL_PAIR_SET
-        con.execute(f"INSERT INTO {STATIC_LEVELS} {static_sql('_lk_new_pairs', by_pair)}",
-                    {"tcap": settings.template_compare_cap, "rare": settings.rare_name_accounts})
+        sql = static_sql("_lk_new_pairs", by_pair, settings.rare_pair_accounts > 0)
+        con.execute(f"INSERT INTO {STATIC_LEVELS} {sql}",
+                    {"tcap": settings.template_compare_cap, "rare": settings.rare_name_accounts,
+                     "rarepair": settings.rare_pair_accounts})
         con.unregister("_lk_new_pairs")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {comparison_sql(pairs)} ORDER BY a, b",
                 {"cap": settings.contact_degree_cap})
