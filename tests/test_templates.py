@@ -14,10 +14,14 @@ from reputation.context import StageContext
 from reputation.graph.templates import (
     NORMALISE_SQL,
     TemplateParams,
+    _minhash,
+    band_keys,
     build_templates,
     estimated_jaccard,
     lsh_candidates,
+    lsh_pairs,
     minhash_signatures,
+    normalise_texts,
 )
 from reputation.schema import STORED_TABLES
 
@@ -177,3 +181,47 @@ def test_short_texts_must_be_near_identical_to_cluster():
     # without the short-text rule the chat lines merge
     build_templates(con, CTX, TemplateParams(threshold=0.5, short_threshold=0.0))
     assert len(_templates_of(con, "account LIKE 's%'")) == 1
+
+
+def test_polars_normalisation_equals_sql_normalisation():
+    # the stage normalises with polars; NORMALISE_SQL is the reference (and what analysts can run)
+    texts = ["Héllo,   WÖRLD!! Call 555-1234 or see https://x.example/a?b=1 now.", "", "   ", "...",
+             "a  b", " a b ", "tab\there\nnewline", "WWW.Example.COM/x is www.y.z", "http://only",
+             "x1y2 z٣٤ ½ price: 80%!", "emoji 🙂🙂 ok -- fine", "Ünïcödé ÇA VA? ça va.", "a,b;c  ,  d",
+             "ends with space ", "  leading", "mixed\u00a0nbsp and\u2003em space", None]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, text VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
+    want = [r[0] for r in con.execute(f"SELECT {NORMALISE_SQL} FROM t ORDER BY i").fetchall()]
+    got = normalise_texts(con.sql("SELECT text FROM t ORDER BY i").to_arrow_table().column("text"))
+    assert got.to_pylist() == want
+
+
+def test_blocked_minhash_equals_one_pass():
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(1, 30, size=500)
+    values = rng.integers(0, 2**63, size=int(lengths.sum()), dtype=np.uint64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    a = _minhash(starts, values, 16, 7, block=1)
+    b = _minhash(starts, values, 16, 7, block=64)
+    c = _minhash(starts, values, 16, 7, block=10_000)
+    assert (a == b).all() and (a == c).all()
+    # reference: the per-text minimum of ((a·x + b) mod 2^64) >> 32 for one hash function
+    from reputation.graph.templates import _hash_family
+    mul, add = _hash_family(16, 7)
+    with np.errstate(over="ignore"):
+        ref = ((values[starts[3]:starts[4]] * mul[5] + add[5]) >> np.uint64(32)).min()
+    assert a[3, 5] == ref
+
+
+def test_band_keys_pair_equal_bands_in_any_chunking():
+    rng = np.random.default_rng(3)
+    sig = rng.integers(0, 2**32, size=(50, 8), dtype=np.uint64).astype(np.uint32)
+    sig[10, 4:] = sig[3, 4:]  # 3 and 10 share the second band
+    sig[20] = sig[3]  # 20 is a copy of 3
+    keys = band_keys(sig, bands=2, rows=4)
+    assert keys.shape == (2, 50)
+    assert (np.concatenate([band_keys(sig[:17], 2, 4), band_keys(sig[17:], 2, 4)], axis=1) == keys).all()
+    left, right = lsh_pairs(keys)
+    pairs = set(zip(left.tolist(), right.tolist(), strict=True))
+    assert pairs == {(3, 10), (3, 20)}  # 10–20 is implied through the bucket root 3
