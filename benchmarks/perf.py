@@ -407,7 +407,10 @@ def markdown(res: dict[str, Any]) -> str:
     if krows:
         lines.append(
             "\nPropagation kernel (`linearized_bp`, to convergence) vs the same number of raw scipy "
-            "CSR mat-vecs, igraph and networkx personalised PageRank on the same graph:\n"
+            "CSR mat-vecs, igraph and networkx personalised PageRank on the same graph. Where the stage "
+            "propagates over several graph families (co-behaviour, conversation), iterations are listed "
+            "per family and seconds are totals over the families. networkx seconds are the solve only "
+            "(building its graph from the matrix is extra; see results.json `networkx_build_s`).\n"
         )
         lines.append(
             md_table(
