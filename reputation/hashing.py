@@ -2,8 +2,8 @@
 
 Raw e-mail addresses, phone numbers, IP addresses and device ids never reach the database or an export:
 ingest normalises each value (so ``John.Doe+news@Example.com`` and ``john.doe@example.com`` agree) and
-stores ``HMAC-SHA256(key, kind ":" normalised)`` as lower-case hex. The kind prefix keeps a phone number
-from ever matching a device id that happens to have the same digits.
+stores ``HMAC-SHA256(key, kind ":" normalised)`` as lower-case hex. The kind prefix means a phone number
+can never match a device id that happens to have the same digits.
 
 HMAC is computed in SQL with precomputed inner and outer key pads, so hashing ten million values is one
 vectorised DuckDB expression rather than a Python loop; :func:`hmac_hex` is the plain-Python reference

@@ -34,6 +34,7 @@ import duckdb
 from . import __version__
 from .config import Config, load_config
 from .context import StageContext
+from .export import write_exports
 from .hashing import resolve_key
 from .ingest import (
     InputError,
@@ -45,6 +46,7 @@ from .ingest import (
 )
 from .schema import STORED_TABLES
 from .store import comment_table
+from .views import create_views
 
 log = logging.getLogger("reputation")
 
@@ -96,24 +98,23 @@ def _peak_rss_mb() -> float:
 
 
 def analysis_stages() -> list[tuple[str, StageFn]]:
-    """The stages after ingest, in order. Imported lazily so that each stage module stays optional."""
-    import importlib
+    """The stages after ingest, in order."""
+    from .graph.campaigns import build_campaigns
+    from .graph.features import build_features
+    from .graph.interactions import build_interactions
+    from .graph.templates import build_templates
+    from .linkage.stage import build_identities, build_links
+    from .scoring.stage import build_reputation
 
-    stages = []
-    for name, module, function in (
-        ("interactions", "graph.interactions", "build_interactions"),
-        ("templates", "graph.templates", "build_templates"),
-        ("features", "graph.features", "build_features"),
-        ("campaigns", "graph.campaigns", "build_campaigns"),
-        ("links", "linkage.stage", "build_links"),
-        ("identities", "linkage.stage", "build_identities"),
-        ("reputation", "scoring.stage", "build_reputation"),
-    ):
-        try:
-            stages.append((name, getattr(importlib.import_module(f"reputation.{module}"), function)))
-        except (ImportError, AttributeError) as exc:  # TEMPORARY while stages are being written
-            log.warning("stage %s unavailable: %s", name, exc)
-    return stages
+    return [
+        ("interactions", build_interactions),
+        ("templates", build_templates),
+        ("features", build_features),
+        ("campaigns", build_campaigns),
+        ("links", build_links),
+        ("identities", build_identities),
+        ("reputation", build_reputation),
+    ]
 
 
 class _Runner:
@@ -229,18 +230,12 @@ class _Runner:
             for name, fn in (analysis_stages() if self.analysis is None else self.analysis):
                 with self.timed(con, name) as rows:
                     rows[0] = fn(con, ctx)
-            try:  # TEMPORARY while stages are being written
-                from .export import write_exports
-                from .views import create_views
-            except ImportError:
-                create_views = write_exports = None
-            if create_views is not None and self.analysis is None:
+            if self.analysis is None:  # views and exports need the full set of stages
                 with self.timed(con, "views") as rows:
-                    create_views(con)
+                    rows[0] = len(create_views(con))
                 with self.timed(con, "exports") as rows:
                     shutil.rmtree(exports_build, ignore_errors=True)
-                    written = write_exports(con, exports_build)
-                    rows[0] = int(sum(written.values())) if isinstance(written, dict) else 0
+                    rows[0] = int(sum(write_exports(con, exports_build).values()))
             tables = self._table_counts(con)
             self._finish_run(con, "complete", None, counts)
             con.execute("CHECKPOINT")
