@@ -225,3 +225,46 @@ def test_band_keys_pair_equal_bands_in_any_chunking():
     left, right = lsh_pairs(keys)
     pairs = set(zip(left.tolist(), right.tolist(), strict=True))
     assert pairs == {(3, 10), (3, 20)}  # 10–20 is implied through the bucket root 3
+
+
+def test_compiled_minhash_and_band_keys_equal_the_numpy_reference():
+    from reputation.graph._kernels import minhash_band_keys
+    from reputation.graph.templates import _hash_family
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 40, size=700)
+    values = rng.integers(0, 2**64 - 1, size=int(lengths.sum()), dtype=np.uint64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    sig = _minhash(offsets[:-1], values, 32, 11)
+    mul, add = _hash_family(32, 11)
+    keys = np.empty((8, 700), dtype=np.uint64)
+    low = np.empty((700, 32), dtype=np.uint8)
+    minhash_band_keys(offsets, values, mul, add, 8, 4, keys, low)
+    assert (keys == band_keys(sig, 8, 4)).all()
+    assert (low == (sig & 0xFF)).all()
+
+
+def test_lsh_pairs_equal_brute_force_bucket_stars():
+    rng = np.random.default_rng(6)
+    # few distinct keys (big buckets), spread over the high bits, which is what the grouping compares
+    keys = rng.integers(0, 40, size=(4, 300), dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    left, right = lsh_pairs(keys)
+    want = set()
+    for band in keys:
+        for t in range(300):
+            root = int(np.flatnonzero(band == band[t])[0])
+            if root != t:
+                want.add((root, t))
+    got = list(zip(left.tolist(), right.tolist(), strict=True))
+    assert len(got) == len(set(got)) and set(got) == want
+    assert got == sorted(got, key=lambda p: (p[1], p[0]))
+
+
+def test_estimated_jaccard_counts_equal_low_bytes():
+    rng = np.random.default_rng(7)
+    low = rng.integers(0, 256, size=(200, 64), dtype=np.uint8)
+    left, right = rng.integers(0, 200, size=1000), rng.integers(0, 200, size=1000)
+    low[left[0]] = low[right[0]]
+    equal = (low[left] == low[right]).mean(axis=1)
+    want = np.clip((equal - 1 / 256) / (1 - 1 / 256), 0, 1).astype(np.float32)
+    assert (estimated_jaccard(low, left, right, chunk=300) == want).all()
+    assert estimated_jaccard(low, left, right)[0] == 1.0

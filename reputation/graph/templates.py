@@ -58,6 +58,7 @@ True
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,6 +72,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ..context import StageContext
 from ..store import comment_table
+from ._kernels import distinct_row_roots, equal_fraction, minhash_band_keys
 
 TABLE = "templates"
 MESSAGE_TABLE = "message_templates"
@@ -315,18 +317,16 @@ def lsh_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bits = max((n - 1).bit_length(), 1)
     index_type = np.int32 if n < 2**31 else np.int64
     roots = np.empty((n, bands), dtype=index_type)  # each text's bucket root, per band
-    for b in range(bands):
+
+    def group_band(b: int) -> None:
         order, root = _bucket_roots(keys[b], bits)
         roots[order, b] = root
-        del order, root
-    # distinct roots per text, without a global sort of all pairs: sort each text's few roots
-    roots.sort(axis=1)
-    idx = np.arange(n, dtype=index_type)[:, None]
-    keep = roots != idx
-    keep[:, 1:] &= roots[:, 1:] != roots[:, :-1]
-    left = roots[keep]
-    right = np.broadcast_to(idx, roots.shape)[keep]
-    return left, right
+
+    # numpy's sort releases the GIL: two bands at a time on two cores
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(group_band, range(bands)))
+    # distinct roots per text (compiled: sort each text's few roots), without a global sort of all pairs
+    return distinct_row_roots(roots)
 
 
 def lsh_candidates(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -338,7 +338,7 @@ def lsh_candidates(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, 
 
 
 def estimated_jaccard(sig: np.ndarray, left: np.ndarray, right: np.ndarray,
-                      chunk: int = 500_000) -> np.ndarray:
+                      chunk: int = 4_000_000) -> np.ndarray:
     """MinHash Jaccard estimate of each pair, from the lowest 8 bits of the signature values.
 
     ``sig`` may be the full signatures or only their low bytes (``uint8``, see :func:`cluster_texts`).
@@ -348,11 +348,12 @@ def estimated_jaccard(sig: np.ndarray, left: np.ndarray, right: np.ndarray,
     ``J ≈ (share_equal − 1/256) / (1 − 1/256)`` (clipped to 0..1).
     """
     low = sig if sig.dtype == np.uint8 else sig.astype(np.uint8)  # low byte of each value
+    low = np.ascontiguousarray(low)
     c = 1.0 / 256.0
     out = np.empty(len(left), dtype=np.float32)
     for s in range(0, len(left), chunk):
         e = min(s + chunk, len(left))
-        equal = np.count_nonzero(low[left[s:e]] == low[right[s:e]], axis=1) / sig.shape[1]
+        equal = equal_fraction(low, np.ascontiguousarray(left[s:e]), np.ascontiguousarray(right[s:e]))
         out[s:e] = np.clip((equal - c) / (1.0 - c), 0.0, 1.0)
     return out
 
@@ -422,6 +423,7 @@ def cluster_texts(con: duckdb.DuckDBPyConnection, params: TemplateParams) -> np.
     m = len(eligible)
     if params.bands * params.rows > params.num_perm:
         raise ValueError("TemplateParams: bands × rows exceeds num_perm")
+    mul, add = _hash_family(params.num_perm, params.seed)
     keys = np.empty((params.bands, m), dtype=np.uint64)
     low = np.empty((m, params.num_perm), dtype=np.uint8)  # low byte of each MinHash value
     n_tokens = np.empty(m, dtype=np.int32)
@@ -437,14 +439,13 @@ def cluster_texts(con: duckdb.DuckDBPyConnection, params: TemplateParams) -> np.
             params={"lo": lo, "hi": hi},
         ).to_arrow_table().column("hs").combine_chunks()
         lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
-        values = pc.list_flatten(col).to_numpy(zero_copy_only=False)
+        values = np.ascontiguousarray(pc.list_flatten(col).to_numpy(zero_copy_only=False), dtype=np.uint64)
         del col
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        sig = _minhash(starts, values, params.num_perm, params.seed)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # compiled: the same values as band_keys(minhash_signatures(...)) and their low bytes
+        minhash_band_keys(offsets, values, mul, add, params.bands, params.rows, keys[:, s:e], low[s:e])
         del values
-        keys[:, s:e] = band_keys(sig, params.bands, params.rows)
-        low[s:e] = sig  # uint32 → uint8 keeps the low byte
-        del sig
         n_tokens[s:e] = (lengths + 1) // 2 if params.bigrams else lengths  # words (n words, n-1 bigrams)
     left, right = lsh_pairs(keys)
     del keys
