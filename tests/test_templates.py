@@ -103,7 +103,15 @@ def test_spun_spam_and_personalised_newsletter_form_one_cluster_each():
                        [spam.pop()]).fetchall() == [(4, 2, 40)]
     # honest chat: every text its own template, and short texts get none
     assert len(honest) == len(CHAT)
-    assert con.execute("SELECT count(*) FROM message_templates WHERE sender LIKE 'h%'").fetchall()[0][0] == 8
+    # message_templates keeps the messages of templates sent at least twice: no honest chat, all the spam
+    assert con.execute("SELECT count(*) FROM message_templates WHERE sender LIKE 'h%'").fetchall()[0][0] == 0
+    assert con.execute("SELECT count(*) FROM message_templates WHERE sender LIKE 'spam%'").fetchall()[0][0] == 40
+    # only templates sent at least twice are listed in template_clusters, with a normalised member text
+    assert con.execute("SELECT count(*) FROM template_clusters WHERE messages < 2").fetchall() == [(0,)]
+    example = con.execute("SELECT example, texts FROM template_clusters WHERE template_id = ?",
+                          [news.pop()]).fetchall()
+    assert example[0][0].startswith("hi ") and "issue 0 of the gardening newsletter" in example[0][0]
+    assert example[0][1] == len(NAMES)  # one distinct normalised text per name
     assert n == con.execute("SELECT count(*) FROM templates").fetchall()[0][0]
     assert con.execute("SELECT count(DISTINCT run_id) FROM templates").fetchall() == [(1,)]
 
@@ -268,3 +276,16 @@ def test_estimated_jaccard_counts_equal_low_bytes():
     want = np.clip((equal - 1 / 256) / (1 - 1 / 256), 0, 1).astype(np.float32)
     assert (estimated_jaccard(low, left, right, chunk=300) == want).all()
     assert estimated_jaccard(low, left, right)[0] == 1.0
+
+
+def test_compiled_verification_equals_estimate_and_thresholds():
+    from reputation.graph._kernels import verify_pairs
+    rng = np.random.default_rng(8)
+    low = rng.integers(0, 4, size=(300, 64), dtype=np.uint8)  # few values: estimates spread over 0..1
+    left, right = rng.integers(0, 300, size=5000), rng.integers(0, 300, size=5000)
+    words = rng.integers(5, 20, size=300).astype(np.int32)
+    sim = estimated_jaccard(low, left, right)
+    short = np.minimum(words[left], words[right]) < 12
+    want = np.where(short, sim >= 0.8, sim >= 0.3)
+    assert 0 < want.sum() < len(want)
+    assert (verify_pairs(low, left, right, words, 12, 0.3, 0.8) == want).all()

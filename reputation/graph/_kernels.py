@@ -32,26 +32,29 @@ def minhash_band_keys(offsets: np.ndarray, hashes: np.ndarray, mul: np.ndarray, 
     """
     n = len(offsets) - 1
     num_perm = len(mul)
-    for t in prange(n):
-        sig = np.full(num_perm, np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
-        for j in range(offsets[t], offsets[t + 1]):
-            x = hashes[j]
+    blocks = (n + 4095) // 4096
+    for blk in prange(blocks):  # one signature buffer per block of texts, not per text
+        sig = np.empty(num_perm, dtype=np.uint64)
+        for t in range(blk * 4096, min(n, (blk + 1) * 4096)):
+            sig[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
+            for j in range(offsets[t], offsets[t + 1]):
+                x = hashes[j]
+                for i in range(num_perm):
+                    v = x * mul[i] + add[i]
+                    if v < sig[i]:
+                        sig[i] = v
             for i in range(num_perm):
-                v = x * mul[i] + add[i]
-                if v < sig[i]:
-                    sig[i] = v
-        for i in range(num_perm):
-            v = sig[i] >> np.uint64(32)
-            sig[i] = v
-            low[t, i] = np.uint8(v & np.uint64(0xFF))
-        for b in range(bands):
-            key = np.uint64(0)
-            for r in range(rows):
-                key = (key * _FNV) ^ sig[b * rows + r]
-            key ^= key >> np.uint64(31)
-            key = key * _MIX
-            key ^= key >> np.uint64(29)
-            keys[b, t] = key
+                v = sig[i] >> np.uint64(32)
+                sig[i] = v
+                low[t, i] = np.uint8(v & np.uint64(0xFF))
+            for b in range(bands):
+                key = np.uint64(0)
+                for r in range(rows):
+                    key = (key * _FNV) ^ sig[b * rows + r]
+                key ^= key >> np.uint64(31)
+                key = key * _MIX
+                key ^= key >> np.uint64(29)
+                keys[b, t] = key
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -71,36 +74,226 @@ def equal_fraction(low: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.n
     return out
 
 
+@njit(cache=True, parallel=True, nogil=True)
+def verify_pairs(low: np.ndarray, left: np.ndarray, right: np.ndarray, n_tokens: np.ndarray, short_tokens: int,
+                 threshold: float, strict: float) -> np.ndarray:  # pragma: no cover
+    """Which candidate pairs pass verification (step 5 of :mod:`reputation.graph.templates`).
+
+    The b-bit Jaccard estimate of ``estimated_jaccard`` (rounded to float32 as there), compared with
+    ``strict`` when the shorter text has fewer than ``short_tokens`` words and with ``threshold``
+    otherwise.
+    """
+    m = len(left)
+    width = low.shape[1]
+    c = 1.0 / 256.0
+    keep = np.empty(m, dtype=np.bool_)
+    for k in prange(m):
+        a = left[k]
+        b = right[k]
+        same = 0
+        for i in range(width):
+            if low[a, i] == low[b, i]:
+                same += 1
+        est = np.float64(np.float32(min(max((same / width - c) / (1.0 - c), 0.0), 1.0)))
+        limit = strict if min(n_tokens[a], n_tokens[b]) < short_tokens else threshold
+        keep[k] = est >= limit
+    return keep
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def band_roots(keys: np.ndarray, partition_bits: int = 8) -> np.ndarray:  # pragma: no cover
+    """Each text's bucket root (smallest text index with the same key) in every LSH band.
+
+    Per band (bands in parallel): a radix partition on the top ``partition_bits`` bits of the key,
+    then, inside each partition, a small open-addressing hash table that fits in the CPU cache: texts
+    are inserted in index order, so the first text of each key is its bucket's root. Keys are compared
+    in full (no truncation).
+
+    Parameters
+    ----------
+    keys
+        ``(bands, n)`` ``uint64`` band keys (well mixed, see ``band_keys``); ``n < 2**31``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(bands, n)`` ``int32``: ``roots[b, t] <= t`` is the root of text ``t``'s bucket in band ``b``.
+    """
+    bands, n = keys.shape
+    roots = np.empty((bands, n), dtype=np.int32)
+    parts = 1 << partition_bits
+    part_shift = np.uint64(64 - partition_bits)
+    for b in prange(bands):
+        key = keys[b]
+        starts = np.zeros(parts + 1, dtype=np.int64)
+        for t in range(n):
+            starts[(key[t] >> part_shift) + np.uint64(1)] += 1
+        largest = 0
+        for q in range(parts):
+            largest = max(largest, starts[q + 1])
+            starts[q + 1] += starts[q]
+        fill = starts[:-1].copy()
+        part_key = np.empty(n, dtype=np.uint64)
+        part_idx = np.empty(n, dtype=np.int32)
+        for t in range(n):  # ascending t: each partition receives its texts in index order
+            q = key[t] >> part_shift
+            part_key[fill[q]] = key[t]
+            part_idx[fill[q]] = t
+            fill[q] += 1
+        size = 2
+        while size < 2 * largest:
+            size *= 2
+        table = np.empty(size, dtype=np.int64)  # position in the partition, or -1
+        for q in range(parts):
+            s, e = starts[q], starts[q + 1]
+            if e == s:
+                continue
+            used = 2
+            while used < 2 * (e - s):
+                used *= 2
+            mask = np.uint64(used - 1)
+            table[:used] = -1
+            for j in range(s, e):
+                k = part_key[j]
+                slot = k & mask
+                while True:
+                    at = table[slot]
+                    if at < 0:
+                        table[slot] = j
+                        roots[b, part_idx[j]] = part_idx[j]
+                        break
+                    if part_key[at] == k:
+                        roots[b, part_idx[j]] = part_idx[at]
+                        break
+                    slot = (slot + np.uint64(1)) & mask
+    return roots
+
+
 @njit(cache=True, nogil=True)
 def distinct_row_roots(roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """Pairs ``(root, t)`` for each distinct value ``root != t`` of row ``t`` of ``roots``.
+    """Pairs ``(root, t)`` for each distinct value ``root != t`` among ``roots[:, t]``.
 
-    ``roots[t, b]`` is text ``t``'s bucket root in band ``b`` (never larger than ``t``). Each row is
-    sorted in place (rows are short: one value per band), so pairs come out ordered by ``t``, then
-    ``root``.
+    ``roots[b, t]`` is text ``t``'s bucket root in band ``b`` (never larger than ``t``). Each text's few
+    roots are sorted (insertion sort), so pairs come out ordered by ``t``, then ``root``.
     """
-    n, width = roots.shape
+    width, n = roots.shape
+    row = np.empty(width, dtype=roots.dtype)
     count = 0
-    for t in range(n):
-        row = roots[t]
-        for i in range(1, width):  # insertion sort of the row
-            v = row[i]
-            j = i - 1
-            while j >= 0 and row[j] > v:
-                row[j + 1] = row[j]
-                j -= 1
-            row[j + 1] = v
-        for i in range(width):
-            if row[i] != t and (i == 0 or row[i] != row[i - 1]):
-                count += 1
-    left = np.empty(count, dtype=roots.dtype)
-    right = np.empty(count, dtype=roots.dtype)
-    k = 0
-    for t in range(n):
-        row = roots[t]
-        for i in range(width):
-            if row[i] != t and (i == 0 or row[i] != row[i - 1]):
-                left[k] = row[i]
-                right[k] = t
-                k += 1
+    for phase in range(2):
+        if phase == 1:
+            left = np.empty(count, dtype=roots.dtype)
+            right = np.empty(count, dtype=roots.dtype)
+        k = 0
+        for t in range(n):
+            for i in range(width):  # insertion sort of the text's roots
+                v = roots[i, t]
+                j = i - 1
+                while j >= 0 and row[j] > v:
+                    row[j + 1] = row[j]
+                    j -= 1
+                row[j + 1] = v
+            for i in range(width):
+                if row[i] != t and (i == 0 or row[i] != row[i - 1]):
+                    if phase == 1:
+                        left[k] = row[i]
+                        right[k] = t
+                    k += 1
+        count = k
     return left, right
+
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_SPACE = np.uint8(32)
+
+
+@njit(cache=True, inline="always")
+def _fmix64(h: np.uint64) -> np.uint64:  # pragma: no cover
+    """MurmurHash3's 64-bit finaliser: every output bit depends on every input bit."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB93FE53B1A85)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def text_hashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """64-bit hash and word count of each normalised text of an Arrow string buffer.
+
+    Text ``t`` is ``data[offsets[t]:offsets[t + 1]]`` (UTF-8 bytes; words separated by single spaces,
+    no leading or trailing space, as :func:`reputation.graph.templates.normalise_texts` leaves them).
+    The hash is FNV-1a over the bytes, finalised with :func:`_fmix64`; the empty text has 0 words.
+    """
+    n = len(offsets) - 1
+    hashes = np.empty(n, dtype=np.uint64)
+    words = np.empty(n, dtype=np.int32)
+    for t in prange(n):
+        h = _FNV_OFFSET
+        spaces = 0
+        for j in range(offsets[t], offsets[t + 1]):
+            c = data[j]
+            h = (h ^ np.uint64(c)) * _FNV
+            if c == _SPACE:
+                spaces += 1
+        hashes[t] = _fmix64(h)
+        words[t] = spaces + 1 if offsets[t + 1] > offsets[t] else 0
+    return hashes, words
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def minhash_texts(data: np.ndarray, offsets: np.ndarray, positions: np.ndarray, out_rows: np.ndarray,
+                  mul: np.ndarray, add: np.ndarray, bands: int, rows: int, bigrams: bool,
+                  keys: np.ndarray, low: np.ndarray) -> None:  # pragma: no cover
+    """MinHash the word sets of selected normalised texts straight from an Arrow string buffer.
+
+    For each ``k``, text ``positions[k]`` (see :func:`text_hashes` for the layout) is split at spaces;
+    each word's bytes are hashed (FNV-1a + :func:`_fmix64`), and with ``bigrams`` each pair of
+    consecutive words adds the mixed hash of the two. The signature is computed as in
+    :func:`minhash_band_keys` and written to column ``out_rows[k]`` of ``keys`` and row
+    ``out_rows[k]`` of ``low``. Every selected text must have at least one word.
+    """
+    num_perm = len(mul)
+    n = len(positions)
+    blocks = (n + 4095) // 4096
+    for blk in prange(blocks):  # one signature buffer per block of texts, not per text
+        sig = np.empty(num_perm, dtype=np.uint64)
+        for k in range(blk * 4096, min(n, (blk + 1) * 4096)):
+            t = positions[k]
+            sig[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
+            start = offsets[t]
+            end = offsets[t + 1]
+            h = _FNV_OFFSET
+            prev = np.uint64(0)
+            first = True
+            for j in range(start, end + 1):
+                if j < end and data[j] != _SPACE:
+                    h = (h ^ np.uint64(data[j])) * _FNV
+                    continue
+                word = _fmix64(h)  # end of a word
+                h = _FNV_OFFSET
+                for i in range(num_perm):
+                    v = word * mul[i] + add[i]
+                    if v < sig[i]:
+                        sig[i] = v
+                if bigrams and not first:
+                    pair = _fmix64(prev * _FNV ^ word)
+                    for i in range(num_perm):
+                        v = pair * mul[i] + add[i]
+                        if v < sig[i]:
+                            sig[i] = v
+                prev = word
+                first = False
+            r_out = out_rows[k]
+            for i in range(num_perm):
+                v = sig[i] >> np.uint64(32)
+                sig[i] = v
+                low[r_out, i] = np.uint8(v & np.uint64(0xFF))
+            for b in range(bands):
+                key = np.uint64(0)
+                for r in range(rows):
+                    key = (key * _FNV) ^ sig[b * rows + r]
+                key ^= key >> np.uint64(31)
+                key = key * _MIX
+                key ^= key >> np.uint64(29)
+                keys[b, r_out] = key

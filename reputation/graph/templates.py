@@ -6,15 +6,18 @@ whose text is long enough a ``template_id`` shared by all its near-copies on eve
 
 1. **Normalise** each *distinct* raw text (:func:`normalise_texts`, polars' Rust regex, in chunks; the
    same result as the SQL expression :data:`NORMALISE_SQL`): lower case, URLs → ``url``, digit runs →
-   ``0``, punctuation and whitespace runs → one space. Messages are joined back once, at the end, by
-   the 64-bit hash of their raw text.
+   ``0``, punctuation and whitespace runs → one space. Each normalised text is hashed and its words
+   counted by a compiled kernel reading the Arrow string buffer (:mod:`reputation.graph._kernels`).
+   Messages are joined back once, at the end, by the 64-bit hash of their raw text.
 2. Work on the **distinct** normalised texts only. Texts with fewer than ``min_tokens`` words ("ok",
    "thanks, see you") get no template: short phrases are said by everyone and must not form clusters.
-3. **MinHash**: each text's shingle set (its words, optionally plus word bigrams) is hashed in SQL and
-   arrives as Arrow lists; numpy applies ``num_perm`` multiply-add-shift hash functions and takes the
-   per-text minimum (``np.minimum.reduceat``), a cache-sized block of texts at a time. Signatures
-   are made chunk by chunk and reduced at once to what later steps need: the LSH band keys and the
-   low byte of each value (:func:`band_keys`), so memory stays about 200 bytes per distinct text.
+3. **MinHash**: each distinct text's shingle set (its words, optionally plus word bigrams) is hashed
+   word by word (FNV-1a + a Murmur3 finaliser) and ``num_perm`` multiply-add-shift hash functions take
+   the per-text minimum, all in one compiled pass over the string bytes on both cores
+   (:func:`~reputation.graph._kernels.minhash_texts`; :func:`minhash_signatures` is the numpy
+   reference of the same hash family). Each signature is reduced at once to what later steps need: the
+   LSH band keys and the low byte of each value (:func:`band_keys`), so memory stays about 200 bytes
+   per distinct text.
 4. **LSH banding**: ``bands × rows`` signature values; texts whose band values agree in at least one
    band are candidates. Each bucket is linked as a star to its smallest text id.
 5. **Verification**: a candidate pair is kept only when its estimated Jaccard similarity is at least
@@ -41,9 +44,10 @@ Tables written
 ``templates``
     One row per (platform, account, template_id) with message counts, targets and times (the contract).
 ``message_templates``
-    One row per message that has a template: the message's edge columns, ``sent_at``, ``url_domain``
-    and its ``template_id``. Later stages (features, campaigns) join on it instead of normalising texts
-    again.
+    One row per message whose template was sent at least twice (a text sent once is no near-copy of
+    anything, and about half of all messages are such one-offs): the message's edge columns,
+    ``sent_at``, ``url_domain`` and its ``template_id``. Later stages (features, campaigns) join on it
+    instead of normalising texts again.
 ``template_clusters``
     One row per template: distinct texts, messages, senders and platforms, so analysts can see which
     clusters are mass mailings.
@@ -58,7 +62,6 @@ True
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,13 +69,19 @@ import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..context import StageContext
 from ..store import comment_table
-from ._kernels import distinct_row_roots, equal_fraction, minhash_band_keys
+from ._kernels import (
+    band_roots,
+    distinct_row_roots,
+    equal_fraction,
+    minhash_texts,
+    text_hashes,
+    verify_pairs,
+)
 
 TABLE = "templates"
 MESSAGE_TABLE = "message_templates"
@@ -277,56 +286,21 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return keys
 
 
-def _bucket_roots(key: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Group texts by band key; return the texts in key order and each one's bucket root (smallest index).
-
-    For up to 2^26 texts the index is packed into the low ``bits`` bits of the key and the packed values
-    are sorted directly (about twice as fast as ``argsort``): equal (truncated) keys then sit together in
-    index order, so a bucket's first entry is its root. Truncating the key to ``64 - bits`` bits adds a
-    few chance collisions, which verification removes.
-    """
-    n = len(key)
-    if bits > 26:
-        order = np.argsort(key)
-        ks = key[order]
-        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        root = np.repeat(np.minimum.reduceat(order, starts), np.diff(np.r_[starts, n]))
-        return order, root
-    shift = np.uint64(bits)
-    packed = ((key >> shift) << shift) | np.arange(n, dtype=np.uint64)
-    packed.sort()
-    order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
-    group = packed >> shift
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    root = np.repeat(order[starts], np.diff(np.r_[starts, n]))
-    return order, root
-
-
 def lsh_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs from band keys (see :func:`band_keys`): texts with equal keys in some band.
 
-    Per band, texts are grouped by key (:func:`_bucket_roots`) and each bucket is linked as a star to
-    its root (smallest index), so there are at most ``n × bands`` pairs.
+    Per band, texts are grouped by key (:func:`~reputation.graph._kernels.band_roots`) and each bucket
+    is linked as a star to its root (smallest index), so there are at most ``n × bands`` pairs.
 
     Returns
     -------
     (numpy.ndarray, numpy.ndarray)
         ``left`` and ``right`` text indices, ``left < right``, duplicates removed, ordered by ``right``.
     """
-    bands, n = keys.shape
-    bits = max((n - 1).bit_length(), 1)
-    index_type = np.int32 if n < 2**31 else np.int64
-    roots = np.empty((n, bands), dtype=index_type)  # each text's bucket root, per band
-
-    def group_band(b: int) -> None:
-        order, root = _bucket_roots(keys[b], bits)
-        roots[order, b] = root
-
-    # numpy's sort releases the GIL: two bands at a time on two cores
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(group_band, range(bands)))
-    # distinct roots per text (compiled: sort each text's few roots), without a global sort of all pairs
-    return distinct_row_roots(roots)
+    if keys.shape[1] >= 2**31:
+        raise ValueError("lsh_pairs: at most 2**31 - 1 texts")
+    # compiled: radix partition + in-cache sorts per band (both cores), then each text's distinct roots
+    return distinct_row_roots(band_roots(np.ascontiguousarray(keys, dtype=np.uint64)))
 
 
 def lsh_candidates(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -399,79 +373,54 @@ def hub_clusters(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return hub
 
 
-def cluster_texts(con: duckdb.DuckDBPyConnection, params: TemplateParams) -> np.ndarray:
-    """Cluster the eligible texts of the temp table ``_tpl_text``; return each text's component label.
+def cluster_sketches(keys: np.ndarray, low: np.ndarray, n_tokens: np.ndarray,
+                     params: TemplateParams) -> np.ndarray:
+    """Cluster texts from their LSH band keys and signature low bytes; return each text's label.
 
-    ``_tpl_text`` has ``id`` (0..n-1), ``norm`` and ``eligible``; only eligible texts are hashed.
-    Ineligible texts keep their own singleton label.
+    Steps 4–6 of the module docs: candidate pairs from equal band keys (:func:`lsh_pairs`), kept when
+    their estimated Jaccard passes the (short-text) threshold, then connected components (or hubs).
+    A text's label is the smallest text index of its cluster, so labels do not depend on row order.
+
+    Parameters
+    ----------
+    keys
+        ``(bands, n)`` band keys (:func:`band_keys`).
+    low
+        ``(n, num_perm)`` low bytes of the signatures.
+    n_tokens
+        Words per text.
+    params
+        Thresholds and clustering mode.
     """
-    n = con.execute("SELECT count(*) FROM _tpl_text").fetchall()[0][0]
-    if n == 0:
+    m = keys.shape[1]
+    if m == 0:
         return np.empty(0, dtype=np.int64)
-    eligible = con.execute("SELECT id FROM _tpl_text WHERE eligible ORDER BY id").fetchnumpy()["id"]
-    eligible = eligible.astype(np.int64)
-    if len(eligible) < 2:
-        return np.arange(n, dtype=np.int64)
-    # duplicate shingles do not change a minimum, so the lists need no list_distinct
-    shingles = "string_split(norm, ' ')"
-    if params.bigrams:
-        shingles = (
-            "list_concat(string_split(norm, ' '), "
-            "list_transform(range(1, len(string_split(norm, ' '))), "
-            "lambda i: string_split(norm, ' ')[i] || ' ' || string_split(norm, ' ')[i + 1]))"
-        )
-    m = len(eligible)
-    if params.bands * params.rows > params.num_perm:
-        raise ValueError("TemplateParams: bands × rows exceeds num_perm")
-    mul, add = _hash_family(params.num_perm, params.seed)
-    keys = np.empty((params.bands, m), dtype=np.uint64)
-    low = np.empty((m, params.num_perm), dtype=np.uint8)  # low byte of each MinHash value
-    n_tokens = np.empty(m, dtype=np.int32)
-    # chunk over eligible texts by position; the eligible ids are sorted, so a chunk is an id range.
-    # Each text's shingle hashes arrive as one Arrow list: its offsets delimit the texts, no sort needed.
-    # Only the band keys and low bytes of each chunk's signatures are kept (see band_keys).
-    for s in range(0, m, params.chunk_texts):
-        e = min(s + params.chunk_texts, m)
-        lo, hi = int(eligible[s]), int(eligible[e - 1])
-        col = con.sql(
-            f"""SELECT list_transform({shingles}, lambda x: hash(x)) AS hs FROM _tpl_text
-                WHERE eligible AND id BETWEEN $lo AND $hi ORDER BY id""",
-            params={"lo": lo, "hi": hi},
-        ).to_arrow_table().column("hs").combine_chunks()
-        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
-        values = np.ascontiguousarray(pc.list_flatten(col).to_numpy(zero_copy_only=False), dtype=np.uint64)
-        del col
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        # compiled: the same values as band_keys(minhash_signatures(...)) and their low bytes
-        minhash_band_keys(offsets, values, mul, add, params.bands, params.rows, keys[:, s:e], low[s:e])
-        del values
-        n_tokens[s:e] = (lengths + 1) // 2 if params.bigrams else lengths  # words (n words, n-1 bigrams)
     left, right = lsh_pairs(keys)
-    del keys
     if len(left):
-        sim = estimated_jaccard(low, left, right)
-        # short texts must be near-identical: they are where generic chat chains together
-        short = np.minimum(n_tokens[left], n_tokens[right]) < params.short_tokens
-        # compare in float64 (a float32 threshold could round below the configured value)
-        strict = np.float64(max(params.short_threshold, params.threshold))
-        keep = np.where(short, sim >= strict, sim >= np.float64(params.threshold))
-        del sim, short
+        # compiled: the estimate of estimated_jaccard against the threshold, or against the strict
+        # threshold when the shorter text is short (short texts are where generic chat chains together)
+        keep = verify_pairs(np.ascontiguousarray(low), left, right, np.ascontiguousarray(n_tokens),
+                            params.short_tokens, float(params.threshold),
+                            float(max(params.short_threshold, params.threshold)))
         left, right = left[keep], right[keep]
-    del low
-    m = len(eligible)
     if params.clustering == "components":
         graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(m, m)).tocsr()
         _, comp = connected_components(graph, directed=False)
-        # component label → smallest text id in it, so labels are text ids (stable, order-free)
+        # component label → smallest text index in it (stable, order-free)
         first = np.full(comp.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(first, comp, eligible)
-        cluster = first[comp]
-    else:
-        cluster = eligible[hub_clusters(m, left, right)]
-    labels = np.arange(n, dtype=np.int64)
-    labels[eligible] = cluster
-    return labels
+        np.minimum.at(first, comp, np.arange(m, dtype=np.int64))
+        return first[comp]
+    return hub_clusters(m, left, right).astype(np.int64)
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes and int64 offsets of an Arrow string array (no copy for ``large_string``)."""
+    if not pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.large_string())
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
+    return data, offsets
 
 
 TABLE_DOC = (
@@ -492,8 +441,9 @@ COLUMN_DOCS: dict[str, str] = {
     "last_at": "Last send of this template by the account (UTC).",
 }
 MESSAGE_DOC = (
-    "Per-message template assignment: one row per message whose text has a template (≥ the minimum "
-    "word count). Used by features and campaigns; join key is the message's edge and time."
+    "Per-message template assignment: one row per message whose text belongs to a template sent at "
+    "least twice (texts sent once are left out: they are nobody's near-copy). Used by features and "
+    "campaigns; join key is the message's edge and time."
 )
 MESSAGE_COLUMN_DOCS: dict[str, str] = {
     "run_id": "Run that wrote this row (see runs).",
@@ -517,6 +467,75 @@ CLUSTER_COLUMN_DOCS: dict[str, str] = {
     "first_at": "First send (UTC).",
     "last_at": "Last send (UTC).",
 }
+
+
+#: SQL of a template id from its 64-bit key: 't' + 16 lower-case hex digits.
+_ID_SQL = "'t' || lpad(lower(to_hex({})), 16, '0')"
+
+
+def _write_template_tables(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Write ``message_templates``, ``templates`` and ``template_clusters`` from the registered
+    ``_tpl_map_view`` (raw text hash → template key, and whether the template was sent at least twice)
+    and ``_tpl_cluster_view`` (key, texts and example of every template sent at least twice).
+
+    A template sent once has one (account, template) row that needs no aggregation; only the messages
+    of templates sent at least twice (``message_templates``) are grouped.
+    """
+    p = {"run_id": run_id}
+    # scanned several times: copy the Arrow tables into DuckDB once (parallel scans, native strings)
+    con.execute("CREATE OR REPLACE TEMP TABLE _tpl_map AS SELECT rh, tkey, repeated FROM _tpl_map_view")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _tpl_x AS
+            SELECT tkey, {_ID_SQL.format("tkey")} AS template_id, texts, CAST(example AS VARCHAR) AS example
+            FROM _tpl_cluster_view"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {MESSAGE_TABLE} AS
+            SELECT CAST($run_id AS VARCHAR) AS run_id, m.platform, m.sender, m.recipient, m.channel,
+                   m.sent_at, m.url_domain, p.template_id
+            FROM messages m
+            JOIN (SELECT rh, template_id FROM _tpl_map JOIN _tpl_x USING (tkey)) p ON p.rh = hash(m.text)
+            WHERE m.text IS NOT NULL""",
+        p,
+    )
+    # targets are keyed as (recipient, channel-when-no-recipient): the same keys as 'r:' || recipient /
+    # 'c:' || channel, without building a string per message; a message with neither has no target
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {TABLE} AS
+            SELECT CAST($run_id AS VARCHAR) AS run_id, m.platform, m.sender AS account,
+                   {_ID_SQL.format("p.tkey")} AS template_id, 1::BIGINT AS messages,
+                   (m.recipient IS NOT NULL OR m.channel IS NOT NULL)::BIGINT AS recipients,
+                   m.sent_at AS first_at, m.sent_at AS last_at
+            FROM messages m JOIN _tpl_map p ON p.rh = hash(m.text)
+            WHERE m.text IS NOT NULL AND NOT p.repeated
+            UNION ALL
+            SELECT CAST($run_id AS VARCHAR), platform, sender, template_id, sum(n)::BIGINT,
+                   count(*) FILTER (WHERE recipient IS NOT NULL OR ch IS NOT NULL), min(first_at), max(last_at)
+            FROM (SELECT platform, sender, template_id, recipient,
+                         CASE WHEN recipient IS NULL THEN channel END AS ch,
+                         count(*) AS n, min(sent_at) AS first_at, max(sent_at) AS last_at
+                  FROM {MESSAGE_TABLE}
+                  GROUP BY ALL)
+            GROUP BY platform, sender, template_id""",
+        p,
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {CLUSTER_TABLE} AS
+            SELECT CAST($run_id AS VARCHAR) AS run_id, t.template_id, x.texts,
+                   t.messages, t.senders, t.platforms, x.example, t.first_at, t.last_at
+            FROM (SELECT template_id, sum(messages)::BIGINT AS messages, sum(senders)::BIGINT AS senders,
+                         count(*) AS platforms, min(first_at) AS first_at, max(last_at) AS last_at
+                  -- per (template, platform) first: cheaper than count(DISTINCT platform)
+                  FROM (SELECT template_id, platform, count(*) AS messages, count(DISTINCT sender) AS senders,
+                               min(sent_at) AS first_at, max(sent_at) AS last_at
+                        FROM {MESSAGE_TABLE}
+                        GROUP BY template_id, platform)
+                  GROUP BY template_id) t
+            JOIN _tpl_x x USING (template_id)""",
+        p,
+    )
+    for table in ("_tpl_map", "_tpl_x"):
+        con.execute(f"DROP TABLE {table}")
 
 
 def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
@@ -547,110 +566,82 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     #    messages are joined back by hash(text) at the end, so nothing per message is kept meanwhile
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _tpl_raw AS
-           SELECT hash(text) AS rh, text FROM (SELECT DISTINCT text FROM messages WHERE text IS NOT NULL)"""
+           SELECT hash(text) AS rh, text, count(*) AS n FROM messages WHERE text IS NOT NULL GROUP BY text"""
     )
-    # 2. normalise the distinct texts in chunks with polars (Rust regex: about 5× faster than the
-    #    three RE2 passes of NORMALISE_SQL, same result); chunks bound the memory of the string copies
-    con.execute("CREATE OR REPLACE TEMP TABLE _tpl_norm (rh UBIGINT, nh UBIGINT, norm VARCHAR, words INTEGER)")
     n_raw = con.execute("SELECT count(*) FROM _tpl_raw").fetchall()[0][0]
+    # 2. normalise in chunks with polars (Rust regex: about 5× faster than the three RE2 passes of
+    #    NORMALISE_SQL, same result), then hash each normalised text and count its words (compiled,
+    #    straight from the Arrow buffers). The normalised strings stay in memory as Arrow arrays.
+    raw_hash = np.empty(n_raw, dtype=np.uint64)
+    norm_hash = np.empty(n_raw, dtype=np.uint64)
+    words = np.empty(n_raw, dtype=np.int32)
+    sent = np.empty(n_raw, dtype=np.int64)  # messages per raw text
+    norms: list[pa.Array] = []
+    pos = 0
     for lo in range(0, n_raw, NORMALISE_CHUNK):
-        raw = con.sql("SELECT rh, text FROM _tpl_raw WHERE rowid >= $lo AND rowid < $hi",
+        raw = con.sql("SELECT rh, text, n FROM _tpl_raw WHERE rowid >= $lo AND rowid < $hi",
                       params={"lo": lo, "hi": lo + NORMALISE_CHUNK}).to_arrow_table()
         norm = normalise_texts(raw.column("text"))
-        # words = spaces + 1 (the normalised text has single spaces between words; '' has none)
-        words = pl.Series(norm).str.count_matches(" ", literal=True) + 1
-        words = pl.Series(norm).str.len_bytes().gt(0).cast(pl.Int32) * words.cast(pl.Int32)
-        con.register("_tpl_chunk_view", pa.table({"rh": raw.column("rh"), "norm": norm,
-                                                  "words": words.to_arrow()}))
-        try:
-            con.execute("INSERT INTO _tpl_norm SELECT rh, hash(norm), norm, words FROM _tpl_chunk_view")
-        finally:
-            con.unregister("_tpl_chunk_view")
-        del raw, norm
+        end = pos + len(norm)
+        raw_hash[pos:end] = raw.column("rh").to_numpy()
+        sent[pos:end] = raw.column("n").to_numpy()
+        norm_hash[pos:end], words[pos:end] = text_hashes(*_string_buffers(norm))
+        norms.append(norm)
+        pos = end
+        del raw
     con.execute("DROP TABLE _tpl_raw")
-    # 3. one row per normalised-text hash (two texts with equal 64-bit hashes would count as one text),
-    #    ids in hash order: deterministic and independent of input row order
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _tpl_text AS
-           SELECT (row_number() OVER (ORDER BY nh) - 1)::BIGINT AS id, norm, nh AS norm_hash,
-                  words >= $min_tokens AS eligible
-           FROM (SELECT nh, min(norm) AS norm, min(words) AS words FROM _tpl_norm GROUP BY nh)""",
-        {"min_tokens": params.min_tokens},
-    )
-    # the normalised strings now live in _tpl_text; keep only raw hash → normalised hash per raw text
-    con.execute("CREATE OR REPLACE TEMP TABLE _tpl_norm AS SELECT rh, nh FROM _tpl_norm")
-    labels = cluster_texts(con, params)
-    n_text = len(labels)
-    ids = np.arange(n_text, dtype=np.int64)
-    texts_per_label = np.bincount(labels, minlength=n_text) if n_text else np.zeros(0, dtype=np.int64)
-    con.register("_tpl_labels_view", pa.table({"id": ids, "label": labels, "texts": texts_per_label}))
+    # 3. the distinct normalised texts with enough words, in hash order (deterministic, independent of
+    #    row order; two texts with equal 64-bit hashes count as one)
+    eligible = np.flatnonzero(words[:pos] >= params.min_tokens)
+    uniq, first, inverse = np.unique(norm_hash[eligible], return_index=True, return_inverse=True)
+    del norm_hash
+    rep = eligible[first]  # raw position of each distinct text's representative
+    m = len(uniq)
+    # 4. MinHash each distinct text once (compiled), chunk by chunk of the normalised strings; only the
+    #    band keys and the low byte of each value are kept (see band_keys)
+    mul, add = _hash_family(params.num_perm, params.seed)
+    keys = np.empty((params.bands, m), dtype=np.uint64)
+    low = np.empty((m, params.num_perm), dtype=np.uint8)
+    bounds = np.cumsum([0] + [len(a) for a in norms])
+    chunk_of = np.searchsorted(bounds, rep, side="right") - 1
+    for c, arr in enumerate(norms):
+        ids = np.flatnonzero(chunk_of == c)
+        if len(ids):
+            data, offsets = _string_buffers(arr)
+            minhash_texts(data, offsets, rep[ids] - bounds[c], ids, mul, add, params.bands, params.rows,
+                          params.bigrams, keys, low)
+    # 5.–6. candidate pairs, verification, clusters
+    labels = cluster_sketches(keys, low, words[rep], params)
+    del keys, low
+    texts_per_label = np.bincount(labels, minlength=m)
+    messages_per_label = np.bincount(labels[inverse], weights=sent[eligible], minlength=m)
+    # templates sent at least twice get a cluster row and per-message rows; one-off texts only their
+    # (account, template) row in `templates`
+    roots = np.flatnonzero(messages_per_label >= 2)
+    # each cluster's example: the normalised text its key comes from
+    example_parts = []
+    for c, arr in enumerate(norms):
+        in_chunk = chunk_of[roots] == c
+        example_parts.append(arr.take(pa.array(rep[roots[in_chunk]] - bounds[c])))
+    order = np.argsort(chunk_of[roots], kind="stable")
+    del norms
+    clusters = pa.table({
+        "tkey": uniq[roots[order]],
+        "texts": texts_per_label[roots[order]],
+        "example": pa.concat_arrays(example_parts) if example_parts else pa.array([], pa.large_string()),
+    })
+    # raw text hash → template key (the smallest normalised-text hash of its cluster)
+    text_label = labels[inverse]
+    text_map = pa.table({"rh": raw_hash[eligible], "tkey": uniq[text_label],
+                         "repeated": messages_per_label[text_label] >= 2})
+    del raw_hash, labels, inverse, eligible, text_label
+    con.register("_tpl_map_view", text_map)
+    con.register("_tpl_cluster_view", clusters)
     try:
-        # raw text hash → template id (eligible texts only); integer keys throughout
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _tpl_label AS
-               SELECT t.norm_hash AS nh, l.label FROM _tpl_text t JOIN _tpl_labels_view l ON l.id = t.id
-               WHERE t.eligible"""
-        )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _tpl_cluster AS
-               SELECT l.id AS label, 't' || lpad(lower(to_hex(t.norm_hash)), 16, '0') AS template_id,
-                      l.texts, t.norm AS example
-               FROM _tpl_labels_view l JOIN _tpl_text t ON t.id = l.id
-               WHERE t.eligible AND l.texts > 0"""
-        )
+        _write_template_tables(con, ctx.run_id)
     finally:
-        con.unregister("_tpl_labels_view")
-    con.execute("DROP TABLE _tpl_text")
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _tpl_map AS
-           SELECT n.rh, c.template_id
-           FROM _tpl_norm n JOIN _tpl_label l ON l.nh = n.nh JOIN _tpl_cluster c ON c.label = l.label"""
-    )
-    con.execute("DROP TABLE _tpl_norm")
-    con.execute("DROP TABLE _tpl_label")
-    # 4. one pass over messages: join by the raw text's hash
-    con.execute(
-        f"""CREATE OR REPLACE TABLE {MESSAGE_TABLE} AS
-            SELECT CAST($run_id AS VARCHAR) AS run_id, m.platform, m.sender, m.recipient, m.channel,
-                   m.sent_at, m.url_domain, p.template_id
-            FROM messages m
-            JOIN _tpl_map p ON p.rh = hash(m.text)
-            WHERE m.text IS NOT NULL""",
-        {"run_id": ctx.run_id},
-    )
-    con.execute("DROP TABLE _tpl_map")
-    # targets are keyed as (recipient, channel-when-no-recipient): the same keys as 'r:' || recipient /
-    # 'c:' || channel, without building a string per message; a message with neither has no target
-    con.execute(
-        f"""CREATE OR REPLACE TABLE {TABLE} AS
-            SELECT CAST($run_id AS VARCHAR) AS run_id, platform, sender AS account, template_id,
-                   sum(n)::BIGINT AS messages,
-                   count(*) FILTER (WHERE recipient IS NOT NULL OR ch IS NOT NULL) AS recipients,
-                   min(first_at) AS first_at, max(last_at) AS last_at
-            FROM (SELECT platform, sender, template_id, recipient,
-                         CASE WHEN recipient IS NULL THEN channel END AS ch,
-                         count(*) AS n, min(sent_at) AS first_at, max(sent_at) AS last_at
-                  FROM {MESSAGE_TABLE}
-                  GROUP BY platform, sender, template_id, recipient, ch)
-            GROUP BY platform, sender, template_id""",
-        {"run_id": ctx.run_id},
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TABLE {CLUSTER_TABLE} AS
-            SELECT CAST($run_id AS VARCHAR) AS run_id, t.template_id, c.texts,
-                   t.messages, t.senders, t.platforms, c.example, t.first_at, t.last_at
-            FROM (SELECT template_id, sum(messages)::BIGINT AS messages, sum(senders)::BIGINT AS senders,
-                         count(*) AS platforms, min(first_at) AS first_at, max(last_at) AS last_at
-                  -- per (template, platform) first: cheaper than count(DISTINCT platform)
-                  FROM (SELECT template_id, platform, sum(messages) AS messages, count(*) AS senders,
-                               min(first_at) AS first_at, max(last_at) AS last_at
-                        FROM {TABLE} GROUP BY template_id, platform)
-                  GROUP BY template_id) t
-            JOIN _tpl_cluster c ON c.template_id = t.template_id""",
-        {"run_id": ctx.run_id},
-    )
-    for t in ("_tpl_raw", "_tpl_norm", "_tpl_text", "_tpl_label", "_tpl_cluster", "_tpl_map"):
-        con.execute(f"DROP TABLE IF EXISTS {t}")
+        con.unregister("_tpl_map_view")
+        con.unregister("_tpl_cluster_view")
     comment_table(con, TABLE, TABLE_DOC, COLUMN_DOCS)
     comment_table(con, MESSAGE_TABLE, MESSAGE_DOC, MESSAGE_COLUMN_DOCS)
     comment_table(con, CLUSTER_TABLE, CLUSTER_DOC, CLUSTER_COLUMN_DOCS)
