@@ -239,43 +239,64 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, ctx: StageContext,
            SELECT platform, account, count(*) AS actions FROM _cmp_actions GROUP BY ALL"""
     )
     con.execute(
+        # (template, target) as one 64-bit hash: compared, never shown; a chance collision of two
+        # different (template, target) keys of the same two accounts could only add a shared target
         """CREATE OR REPLACE TEMP TABLE _cmp_targets AS
-           SELECT DISTINCT platform, sender AS account, template_id,
-                  coalesce('r:' || recipient, 'c:' || channel) AS target
+           SELECT DISTINCT platform, sender AS account,
+                  hash(template_id, coalesce('r:' || recipient, 'c:' || channel)) AS tt
            FROM message_templates
            WHERE template_id IN (SELECT DISTINCT template_id FROM _cmp_actions)
              AND (recipient IS NOT NULL OR channel IS NOT NULL)"""
     )
     strict = 1.5
     con.execute(
+        """CREATE OR REPLACE TEMP TABLE _cmp_shared AS
+           SELECT x.platform AS platform_a, x.account AS account_a,
+                  y.platform AS platform_b, y.account AS account_b,
+                  count(*) AS shared_windows
+           FROM _cmp_actions x
+           JOIN _cmp_actions y
+             ON x.template_id = y.template_id AND x.domain = y.domain AND x.win = y.win
+            AND (x.platform, x.account) < (y.platform, y.account)
+           GROUP BY ALL
+           HAVING count(*) >= $min_shared""",
+        {"min_shared": params.min_shared_windows},
+    )
+    # shared targets of each same-platform pair: walk the targets of the account with fewer of them and
+    # probe the other's (a semi join cannot be reordered into a self-join of all targets, which pairs
+    # every two accounts that ever wrote to the same target: 22M rows at 10M messages)
+    con.execute(
         """CREATE OR REPLACE TEMP TABLE _cmp_pairs AS
-           WITH shared AS (
-               SELECT x.platform AS platform_a, x.account AS account_a,
-                      y.platform AS platform_b, y.account AS account_b,
-                      count(*) AS shared_windows
-               FROM _cmp_actions x
-               JOIN _cmp_actions y
-                 ON x.template_id = y.template_id AND x.domain = y.domain AND x.win = y.win
-                AND (x.platform, x.account) < (y.platform, y.account)
-               GROUP BY ALL
-               HAVING count(*) >= $min_shared
+           WITH tcount AS (SELECT platform, account, count(*) AS n FROM _cmp_targets GROUP BY ALL),
+           probe AS (
+               SELECT s.platform_a AS platform, s.account_a, s.account_b,
+                      CASE WHEN coalesce(ta.n, 0) <= coalesce(tb.n, 0) THEN s.account_a ELSE s.account_b END
+                          AS walk,
+                      CASE WHEN coalesce(ta.n, 0) <= coalesce(tb.n, 0) THEN s.account_b ELSE s.account_a END
+                          AS other
+               FROM _cmp_shared s
+               LEFT JOIN tcount ta ON ta.platform = s.platform_a AND ta.account = s.account_a
+               LEFT JOIN tcount tb ON tb.platform = s.platform_b AND tb.account = s.account_b
+               WHERE s.platform_a = s.platform_b
+           ),
+           walked AS (
+               SELECT p.platform, p.account_a, p.account_b, p.other, x.tt
+               FROM probe p JOIN _cmp_targets x ON x.platform = p.platform AND x.account = p.walk
            ),
            targets AS (
-               SELECT s.platform_a, s.account_a, s.platform_b, s.account_b, count(*) AS shared_targets
-               FROM shared s
-               JOIN _cmp_targets x ON x.platform = s.platform_a AND x.account = s.account_a
-               JOIN _cmp_targets y ON y.platform = s.platform_b AND y.account = s.account_b
-                AND y.template_id = x.template_id AND y.target = x.target AND x.platform = y.platform
+               SELECT platform AS platform_a, account_a, platform AS platform_b, account_b,
+                      count(*) AS shared_targets
+               FROM walked w
+               SEMI JOIN _cmp_targets y ON y.platform = w.platform AND y.account = w.other AND y.tt = w.tt
                GROUP BY ALL
            )
            SELECT s.*, s.shared_windows / (za.actions + zb.actions - s.shared_windows) AS jaccard,
                   s.shared_windows / least(za.actions, zb.actions) AS overlap,
                   coalesce(t.shared_targets, 0) AS shared_targets
-           FROM shared s
+           FROM _cmp_shared s
            JOIN _cmp_sizes za ON za.platform = s.platform_a AND za.account = s.account_a
            JOIN _cmp_sizes zb ON zb.platform = s.platform_b AND zb.account = s.account_b
            LEFT JOIN targets t USING (platform_a, account_a, platform_b, account_b)""",
-        {"min_shared": params.min_shared_windows},
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _cmp_kept AS
@@ -503,7 +524,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, ctx: StageContext,
             LEFT JOIN wins w ON w.platform = m.platform AND w.account = m.account""",
         {"run_id": ctx.run_id, "window_hours": params.window_hours, "window_s": params.window_hours * 3600},
     )
-    for t in ("_cmp_actions", "_cmp_sizes", "_cmp_targets", "_cmp_pairs", "_cmp_kept", "_cmp_nodes",
+    for t in ("_cmp_actions", "_cmp_sizes", "_cmp_targets", "_cmp_shared", "_cmp_pairs", "_cmp_kept", "_cmp_nodes",
               "_cmp_core", "_cmp_waves", "_cmp_fp", "_cmp_attached", "_cmp_members"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     comment_table(con, TABLE, TABLE_DOC, COLUMN_DOCS)
