@@ -56,6 +56,8 @@ import pyarrow as pa
 ACCOUNTS = "_lk_accounts"
 IDENTS = "_lk_ident"
 TEMPLATES = "_lk_templates"
+#: Per account: how many of its templates no other account sent (``aid``, ``solo``).
+TEMPLATE_SOLO = "_lk_template_solo"
 CONTACTS = "_lk_contacts"
 RULE_PAIRS = "_lk_rule_pairs"
 CANDIDATES = "_lk_candidates"
@@ -198,18 +200,32 @@ def prepare_accounts(con: duckdb.DuckDBPyConnection) -> int:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {IDENTS} (aid INTEGER, kind VARCHAR, value_hash VARCHAR, "
                     "accounts_sharing BIGINT, vid INTEGER)")
     if _exists(con, "templates"):
+        # Only templates two or more accounts sent can pair accounts; the one-account templates (most of
+        # them: every one-off text is its own template) only count towards each account's template
+        # weight, so they are kept as a count per account instead of a row each.
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _lk_tshare AS
+            SELECT template_id, count(*) AS accounts_with FROM templates GROUP BY template_id HAVING count(*) >= 2
+        """)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {TEMPLATES} AS
-            WITH t AS (
-                SELECT a.aid, t.template_id, sum(t.messages) AS messages
-                FROM templates t JOIN {ACCOUNTS} a USING (platform, account)
-                GROUP BY ALL
-            )
-            SELECT *, count(*) OVER (PARTITION BY template_id) AS accounts_with FROM t
+            SELECT a.aid, t.template_id, t.messages, s.accounts_with
+            FROM templates t JOIN _lk_tshare s USING (template_id) JOIN {ACCOUNTS} a USING (platform, account)
         """)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {TEMPLATE_SOLO} AS
+            SELECT a.aid, x.solo
+            FROM (SELECT t.platform, t.account, count(*) FILTER (WHERE s.template_id IS NULL) AS solo
+                  FROM templates t LEFT JOIN _lk_tshare s USING (template_id)
+                  GROUP BY t.platform, t.account) x
+            JOIN {ACCOUNTS} a USING (platform, account)
+            WHERE x.solo > 0
+        """)
+        con.execute("DROP TABLE _lk_tshare")
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {TEMPLATES} (aid INTEGER, template_id VARCHAR, "
                     "messages BIGINT, accounts_with BIGINT)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {TEMPLATE_SOLO} (aid INTEGER, solo BIGINT)")
     if _exists(con, "interactions"):
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {CONTACTS} AS

@@ -42,6 +42,7 @@ from .blocking import (
     NAME_KEYS,
     NAME_PAIRS,
     NAME_PARTS,
+    TEMPLATE_SOLO,
     TEMPLATES,
     UNIT_PROFILES,
     LinkageSettings,
@@ -197,8 +198,11 @@ def static_sql(pairs: str, by_pair: bool = False, name_pairs: bool = True) -> st
     kinds AS (SELECT aid, bit_or(CASE kind {" ".join(f"WHEN '{k}' THEN {v}" for k, v in _KIND_BIT.items())}
                                  ELSE 0 END) AS kinds
               FROM {IDENTS} GROUP BY aid),
-    tw AS (SELECT aid, sum(1.0 / log2(1 + accounts_with)) AS w FROM {TEMPLATES}
-           WHERE accounts_with <= $tcap GROUP BY aid),
+    tw AS (SELECT aid, sum(w) AS w
+           FROM (SELECT aid, 1.0 / log2(1 + accounts_with) AS w FROM {TEMPLATES} WHERE accounts_with <= $tcap
+                 UNION ALL  -- one-account templates weigh 1 / log2(2) = 1 each
+                 SELECT aid, solo::DOUBLE FROM {TEMPLATE_SOLO} WHERE $tcap >= 1)
+           GROUP BY aid),
     tshared AS ({tshared}),
     nhas AS (SELECT DISTINCT aid FROM {NAME_PARTS} WHERE "full"),
     nshared AS (
