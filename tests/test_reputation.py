@@ -318,3 +318,63 @@ def test_without_flags_behaviour_claims_nothing() -> None:
     assert verdicts["unknown"] >= 90
     params = dict(con.execute("SELECT parameter, value FROM reputation_model").fetchall())
     assert params["prior_learned"] == 0.0
+
+
+def _numpy_newton_terms(A: np.ndarray, y: np.ndarray, w: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+    from scipy.special import expit
+
+    s = A @ theta
+    p = expit(s)
+    loss = float(np.dot(w, np.logaddexp(0.0, s) - y * s))
+    return loss, A.T @ (w * (p - y)), (A * (w * p * (1 - p))[:, None]).T @ A
+
+
+def test_compiled_logistic_passes_match_numpy() -> None:
+    from reputation.scoring._kernels import logistic_loss, logistic_terms
+
+    rng = np.random.default_rng(4)
+    A = np.column_stack([np.ones(500), rng.normal(size=(500, 6)) * 3])
+    y, w, theta = (rng.random(500) > 0.7).astype(float), rng.uniform(0.1, 2.0, 500), rng.normal(size=7)
+    loss, grad, H = _numpy_newton_terms(A, y, w, theta)
+    g, h = np.zeros(7), np.zeros((7, 7))
+    logistic_terms(A, y, w, theta, g, h)
+    np.testing.assert_allclose(g, grad, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(h, H, rtol=1e-10, atol=1e-10)
+    assert logistic_loss(A, y, w, theta) == pytest.approx(loss, rel=1e-12)
+
+
+def test_prior_folds_fit_the_same_on_threads_as_one_by_one() -> None:
+    from reputation.scoring import prior
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(3000, 4))
+    evidence = np.where(rng.random(3000) < 0.1, np.where(X[:, 0] > 0, 0.8, -0.8), 0.0)
+    folds = rng.integers(0, 5, 3000)
+    threaded = prior.fit_prior(X, evidence, folds)
+    expected = np.zeros(3000)
+    for f in range(5):
+        train = folds != f
+        m = prior.fit_logistic(X[train], (evidence[train] > 0).astype(float),
+                               np.where(evidence[train] != 0, np.abs(evidence[train]), 0.05), l2=0.01)
+        expected[folds == f] = m.decision(X[folds == f])
+    np.testing.assert_array_equal(threaded.oof_logit, expected)
+    assert len(threaded.fold_coefs) == 5 and threaded.model.coef[0] > 0
+
+
+def test_reasons_text_and_flagged_on_follow_the_contribution_order(scored: duckdb.DuckDBPyConnection) -> None:
+    rows = scored.execute("SELECT reasons, reason_text, flagged_on FROM reputation").fetchall()
+    multi = 0
+    for reasons, text, flagged_on in rows:
+        parts = [r for r in json.loads(reasons) if r["kind"] != "override"]
+        sizes = [abs(r["contribution"]) for r in parts]
+        assert sizes == sorted(sizes, reverse=True)
+        assert flagged_on == sorted(set(flagged_on))
+        if text == "No evidence" or text.startswith("analyst override"):
+            continue
+        phrases = text.split("; ")
+        assert len(phrases) == len(parts)
+        multi += len(parts) > 1
+        for phrase, part in zip(phrases, parts, strict=True):
+            if part["kind"] in ("direct_flag", "identity_flag", "campaign_flag"):
+                assert phrase.endswith(part["source_platform"])
+    assert multi > 0

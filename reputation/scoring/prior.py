@@ -25,11 +25,14 @@ True
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 from scipy.special import expit
+
+from ._kernels import logistic_loss, logistic_terms
 
 #: (name, SQL expression over ``features f``, description). Order is the model's column order.
 PRIOR_FEATURES: tuple[tuple[str, str, str], ...] = (
@@ -116,18 +119,22 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1.0,
     penalty = np.full(A.shape[1], l2)
     penalty[0] = 0.0  # the intercept is not penalised
 
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    w = np.ascontiguousarray(w, dtype=np.float64)
+
     def loss(theta: np.ndarray) -> float:
-        s = A @ theta
-        return float(np.dot(w, np.logaddexp(0.0, s) - y * s)) / total + 0.5 * float(np.dot(penalty * theta, theta))
+        return logistic_loss(A, y, w, theta) / total + 0.5 * float(np.dot(penalty * theta, theta))
 
     # Newton's method with a backtracking line search (d is small: the d×d Hessian is cheap and the
     # iteration count does not grow with n, unlike first-order methods on ill-conditioned features).
+    # The per-row sums (loss, gradient, Hessian) are compiled single passes over A (_kernels).
     theta = np.zeros(A.shape[1])
     current = loss(theta)
+    g_raw, h_raw = np.zeros(A.shape[1]), np.zeros((A.shape[1], A.shape[1]))
     for _ in range(MAX_NEWTON_STEPS):
-        p = expit(A @ theta)
-        grad = A.T @ (w * (p - y)) / total + penalty * theta
-        H = (A * (w * p * (1 - p) / total)[:, None]).T @ A + np.diag(penalty) + 1e-10 * np.eye(A.shape[1])
+        logistic_terms(A, y, w, theta, g_raw, h_raw)
+        grad = g_raw / total + penalty * theta
+        H = h_raw / total + np.diag(penalty) + 1e-10 * np.eye(A.shape[1])
         step = np.linalg.solve(H, grad)
         t, decrease = 1.0, float(grad @ step)
         while True:
@@ -205,16 +212,20 @@ def fit_prior(X: np.ndarray, evidence: np.ndarray, folds: np.ndarray,
         in_train[keep] = True
         w = np.where(labelled, w, w * n_unlabelled / MAX_UNLABELLED_TRAIN)
     oof = np.zeros(n)
+    # The fold fits and the full fit are independent: two at a time on two threads (the compiled passes
+    # release the GIL, and so do numpy's). Each fit is deterministic, so the results do not depend on it.
+    trains = [(f, (folds != f) & in_train) for f in np.unique(folds)]
+    trains = [(f, t) for f, t in trains if np.any(t & (y == 1)) and np.any(t & (y == 0))]
+    fit_all = bool(np.any(y == 1) and np.any(y == 0))
+    jobs = [t for _, t in trains] + ([in_train] if fit_all else [])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        models = list(pool.map(lambda t: fit_logistic(X[t], y[t], w[t], l2=l2), jobs))
     coefs = []
-    for f in np.unique(folds):
-        train = (folds != f) & in_train
-        if not np.any(train & (y == 1)) or not np.any(train & (y == 0)):
-            continue
-        m = fit_logistic(X[train], y[train], w[train], l2=l2)
+    for (f, _), m in zip(trains, models, strict=False):
         oof[folds == f] = m.decision(X[folds == f])
         coefs.append(m.coef)
-    if np.any(y == 1) and np.any(y == 0):
-        full = fit_logistic(X[in_train], y[in_train], w[in_train], l2=l2)
+    if fit_all:
+        full = models[-1]
     else:
         full = LogisticModel(np.zeros(X.shape[1]), 0.0, np.zeros(X.shape[1]), np.ones(X.shape[1]))
     if not coefs:

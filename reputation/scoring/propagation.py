@@ -35,6 +35,8 @@ import duckdb
 import numpy as np
 import scipy.sparse as sp
 
+from . import _kernels as _k
+
 #: Spectral bound of 2W (row sums), < 1 so that the iteration contracts.
 DEFAULT_RHO = 0.9
 #: Raw strength of each edge kind.
@@ -97,50 +99,69 @@ def normalise_edges(src: np.ndarray, dst: np.ndarray, strength: np.ndarray, n: i
     rows = np.concatenate([src, dst])
     cols = np.concatenate([dst, src])
     vals = np.concatenate([strength, strength])
-    S = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
+    S = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()  # sums duplicates, sorted indices
     S.sum_duplicates()
     deg = np.asarray(S.sum(axis=1)).ravel()
-    S = S.tocoo()
     if mode not in ("symmetric", "row"):
         raise ValueError(f"mode must be 'symmetric' or 'row', got {mode!r}")
-    denom = 2.0 * (np.maximum(deg[S.row], deg[S.col]) if mode == "symmetric" else deg[S.row])
-    W = sp.csr_matrix((rho * S.data / denom, (S.row, S.col)), shape=(n, n))
+    row = np.repeat(np.arange(n, dtype=S.indices.dtype), np.diff(S.indptr))
+    denom = 2.0 * (np.maximum(deg[row], deg[S.indices]) if mode == "symmetric" else deg[row])
+    W = sp.csr_matrix((rho * S.data / denom, S.indices, S.indptr), shape=(n, n))
     return W
 
 
 def linearized_bp(W: sp.spmatrix, prior_hat: np.ndarray, max_iter: int = 200, tol: float = 1e-7,
                   clip: float | None = 0.5) -> tuple[np.ndarray, int]:
-    """Iterate ``p̂ ← clip(q̂ + 2·W·p̂)`` from ``p̂ = q̂`` until the largest change is below ``tol``.
+    """Solve ``p̂ = clip(q̂ + 2·W·p̂)`` from ``p̂ = q̂`` until the largest change of a Jacobi step is below ``tol``.
+
+    Clipped (the SybilSCAR iteration), or with several prior columns, each iteration is one Jacobi step
+    ``p̂ ← clip(q̂ + 2·W·p̂)``. Unclipped with one column (what the reputation stage runs), the fixed
+    point is the linear solve ``(I − 2W)·p̂ = q̂``, reached by Chebyshev semi-iteration on the Jacobi
+    splitting (:func:`_chebyshev`): with ``ρ`` the largest row sum of ``|2W|`` (< 1), the error shrinks
+    by about ``ρ / (1 + √(1 − ρ²))`` per mat-vec instead of ``ρ`` — at ρ = 0.9, 0.63 instead of 0.9,
+    i.e. ~4x fewer mat-vecs for the same tolerance. That rate needs a real spectrum of ``2W`` (W
+    symmetric, or a row normalisation ``D⁻¹S`` of a symmetric S, as :func:`normalise_edges` builds);
+    should the solve not converge within twice its expected number of mat-vecs, it restarts with plain
+    Jacobi steps (which converge for any ``ρ < 1``).
+
+    The stopping rule is the same for both: the returned ``p̂`` is the Jacobi update ``q̂ + 2·W·p`` of
+    an iterate ``p`` that it differs from by less than ``tol`` everywhere (so it is within
+    ``tol · ρ / (1 − ρ)`` of the exact fixed point, whichever method reached it).
 
     Parameters
     ----------
     W
-        (n, n) symmetric sparse weights.
+        (n, n) sparse weights, symmetric or row-normalised symmetric.
     prior_hat
         (n,) or (n, m) centred priors q̂ (m independent columns propagate at once; with ``clip=None``
         the map is linear, so columns add up to the propagation of their sum).
     max_iter
-        Iterations allowed before :class:`ConvergenceError`.
+        Mat-vecs allowed before :class:`ConvergenceError`.
     tol
-        Convergence threshold on the largest absolute change.
+        Convergence threshold on the largest absolute change of a Jacobi step.
     clip
         Bound of |p̂| (0.5 in SybilSCAR); None for the unclipped linear map.
 
     Returns
     -------
     (p_hat, iterations)
+        ``iterations`` counts the mat-vecs.
 
     Raises
     ------
     ConvergenceError
-        When the change is still above ``tol`` after ``max_iter`` iterations.
+        When the change is still above ``tol`` after ``max_iter`` mat-vecs.
     """
     W = sp.csr_matrix(W)
     q = np.asarray(prior_hat, dtype=np.float64)
+    two_w = 2.0 * W
+    if clip is None and q.ndim == 1 and q.size and W.nnz:
+        rho = _k.max_abs_row_sum(two_w.indptr, np.ascontiguousarray(two_w.data, dtype=np.float64))
+        if rho < 1.0:
+            return _chebyshev(two_w, np.ascontiguousarray(q), rho, max_iter, tol)
     p = q.copy()
     if clip is not None:
         p = np.clip(p, -clip, clip)
-    two_w = 2.0 * W
     delta = np.inf
     for it in range(1, max_iter + 1):
         new = q + two_w @ p
@@ -151,6 +172,38 @@ def linearized_bp(W: sp.spmatrix, prior_hat: np.ndarray, max_iter: int = 200, to
         if delta < tol:
             return p, it
     raise ConvergenceError(max_iter, delta, tol)
+
+
+def _chebyshev(two_w: sp.csr_matrix, q: np.ndarray, rho: float, max_iter: int, tol: float) -> tuple[np.ndarray, int]:
+    """Unclipped solve of ``p = q + 2W·p`` by Chebyshev semi-iteration (see :func:`linearized_bp`).
+
+    ``x₁ = q + 2W·x₀``, then ``x_{k+1} = x_{k−1} + ω_{k+1}·(q + 2W·x_k − x_{k−1})`` with
+    ``ω₂ = 1 / (1 − ρ²/2)`` and ``ω_{k+1} = 1 / (1 − ρ²·ω_k / 4)`` (Varga, *Matrix Iterative Analysis*,
+    §5.1). Each iteration is one scipy CSR mat-vec and one compiled vector pass
+    (:func:`reputation.scoring._kernels.chebyshev_update`).
+    """
+    rate = rho / (1.0 + np.sqrt(1.0 - rho * rho))
+    p, prev = q.copy(), q.copy()
+    budget, omega, delta = None, 1.0, np.inf
+    for it in range(1, max_iter + 1):
+        y = two_w @ p
+        if budget is not None and it > budget:  # not converging at the real-spectrum rate: plain Jacobi
+            y += q
+            delta = float(np.max(np.abs(y - p)))
+            p = y
+        else:  # y ← q + 2W·p (the Jacobi update of p); prev ← the next iterate
+            delta = _k.chebyshev_update(y, q, p, prev, omega)
+            prev, p = p, prev
+        if delta < tol:  # the iterate has converged: return its Jacobi update, as the Jacobi iteration does
+            return y, it
+        if not np.isfinite(delta):
+            break
+        if budget is None:  # twice the expected mat-vecs (real spectrum), plus slack
+            budget = int(2 * np.log(tol / delta) / np.log(rate)) + 10 if rate > 0.0 else 10
+        if it == budget:  # switch to Jacobi, restarting from q (the Chebyshev iterate may have grown)
+            p = q.copy()
+        omega = 1.0 / (1.0 - 0.5 * rho * rho) if it == 1 else 1.0 / (1.0 - 0.25 * rho * rho * omega)
+    raise ConvergenceError(it, delta, tol)
 
 
 #: One query per edge kind: (input table, SQL returning u, v, s over ``acc_index`` indices).
@@ -176,10 +229,16 @@ EDGE_QUERIES: dict[str, tuple[str, str]] = {
         JOIN sizes z ON z.campaign_id = x.campaign_id
         WHERE z.n <= $max_accounts
     """),
+    # Most templates have a single account: the hash pre-filter drops them before the (string) join and
+    # de-duplication (a hash collision only lets an extra template through, which then adds no pair).
     "template": ("templates", f"""
-        WITH members AS (
+        WITH shared AS (
+            SELECT hash(template_id) AS h FROM templates GROUP BY 1 HAVING count(*) >= 2
+        ),
+        members AS (
             SELECT DISTINCT t.template_id, a.idx
-            FROM templates t JOIN acc_index a ON a.platform = t.platform AND a.account = t.account
+            FROM templates t SEMI JOIN shared s ON s.h = hash(t.template_id)
+            JOIN acc_index a ON a.platform = t.platform AND a.account = t.account
         ),
         sizes AS (SELECT template_id, count(*) AS n FROM members GROUP BY template_id)
         SELECT DISTINCT x.idx AS u, y.idx AS v, {EDGE_STRENGTH['template']} AS s

@@ -428,16 +428,22 @@ WITH parts AS (
     UNION ALL SELECT platform, account, 'behaviour', platform, c_behaviour FROM account_evidence
     UNION ALL SELECT platform, account, 'graph', platform, c_graph FROM account_evidence
 ),
+-- rank: the reasons' order. Lists are built unordered and sorted by rank (list_sort of structs sorts by
+-- their first field), which costs far less than ordered aggregates (list(... ORDER BY ...)).
 kept AS (
-    SELECT * FROM parts WHERE abs(contribution) >= $min_contrib
+    SELECT *, row_number() OVER (PARTITION BY platform, account
+                                 ORDER BY abs(contribution) DESC, kind, source_platform) AS rank
+    FROM parts WHERE abs(contribution) >= $min_contrib
 ),
 reasons AS (
     SELECT platform, account,
-           list({'kind': kind, 'source_platform': source_platform, 'contribution': round(contribution, 3)}
-                ORDER BY abs(contribution) DESC, kind, source_platform) AS reasons,
-           list(DISTINCT source_platform ORDER BY source_platform)
-               FILTER (WHERE kind IN ('direct_flag', 'identity_flag', 'campaign_flag')) AS flagged_on,
-           string_agg(CASE kind
+           list_transform(list_sort(list({'rank': rank, 'kind': kind, 'source_platform': source_platform,
+                                          'contribution': round(contribution, 3)})),
+                          lambda r: {'kind': r.kind, 'source_platform': r.source_platform,
+                                     'contribution': r.contribution}) AS reasons,
+           list_sort(list_distinct(list(source_platform)
+               FILTER (WHERE kind IN ('direct_flag', 'identity_flag', 'campaign_flag')))) AS flagged_on,
+           array_to_string(list_transform(list_sort(list({'rank': rank, 'text': CASE kind
                    WHEN 'direct_flag' THEN CASE WHEN contribution > 0 THEN 'flagged as spam on ' || source_platform
                                                 ELSE 'marked clean on ' || source_platform END
                    WHEN 'identity_flag' THEN CASE WHEN contribution > 0
@@ -452,7 +458,7 @@ reasons AS (
                                               ELSE 'behaves like ordinary users' END
                    WHEN 'graph' THEN CASE WHEN contribution > 0 THEN 'close to spam accounts in the graph'
                                           ELSE 'close to clean accounts in the graph' END
-               END, '; ' ORDER BY abs(contribution) DESC, kind, source_platform) AS text
+               END})), lambda r: r.text), '; ') AS text
     FROM kept GROUP BY platform, account
 ),
 seen AS (
