@@ -62,6 +62,7 @@ True
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -578,17 +579,21 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     sent = np.empty(n_raw, dtype=np.int64)  # messages per raw text
     norms: list[pa.Array] = []
     pos = 0
-    for lo in range(0, n_raw, NORMALISE_CHUNK):
-        raw = con.sql("SELECT rh, text, n FROM _tpl_raw WHERE rowid >= $lo AND rowid < $hi",
-                      params={"lo": lo, "hi": lo + NORMALISE_CHUNK}).to_arrow_table()
-        norm = normalise_texts(raw.column("text"))
-        end = pos + len(norm)
-        raw_hash[pos:end] = raw.column("rh").to_numpy()
-        sent[pos:end] = raw.column("n").to_numpy()
-        norm_hash[pos:end], words[pos:end] = text_hashes(*_string_buffers(norm))
-        norms.append(norm)
-        pos = end
-        del raw
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for lo in range(0, n_raw, NORMALISE_CHUNK):
+            raw = con.sql("SELECT rh, text, n FROM _tpl_raw WHERE rowid >= $lo AND rowid < $hi",
+                          params={"lo": lo, "hi": lo + NORMALISE_CHUNK}).to_arrow_table()
+            texts = raw.column("text")
+            half = len(texts) // 2
+            # polars runs one string column on one core: two halves on two threads (it releases the GIL)
+            norm = pa.concat_arrays(list(pool.map(normalise_texts, (texts.slice(0, half), texts.slice(half)))))
+            end = pos + len(norm)
+            raw_hash[pos:end] = raw.column("rh").to_numpy()
+            sent[pos:end] = raw.column("n").to_numpy()
+            norm_hash[pos:end], words[pos:end] = text_hashes(*_string_buffers(norm))
+            norms.append(norm)
+            pos = end
+            del raw
     con.execute("DROP TABLE _tpl_raw")
     # 3. the distinct normalised texts with enough words, in hash order (deterministic, independent of
     #    row order; two texts with equal 64-bit hashes count as one)
