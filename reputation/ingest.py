@@ -19,7 +19,8 @@ import glob
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 STORED_NAME = {"messages": "messages", "accounts": "_accounts_directory", "flags": "flags",
                "links": "known_links", "overrides": "overrides"}
 _PROVENANCE = ("source", "source_file", "source_row")
+_STAGE = "_ingest_stage"  # in-memory catalog holding files read ahead (see ingest_sources)
 _REDACT = (  # best-effort masking of identifiers in raw lines that could not be parsed into fields
     (r"[^\s@,;\"'<>]+@[^\s@,;\"'<>]+", "[email]"),
     (r"\b\d{1,3}(\.\d{1,3}){3}\b", "[ip]"),
@@ -258,6 +260,22 @@ def _redact_sql(expr: str) -> str:
     return expr
 
 
+@dataclass
+class _Prepared:
+    """A file read, typed and checked into table ``v``, waiting to be quarantined and stored."""
+
+    path: str
+    v: str
+    params: dict[str, object]
+    reader: str
+    field_case: str
+    reason_case: str
+    raw_json: str
+    n_read: int
+    n_bad: int
+    rejected: int
+
+
 class _FileIngest:
     """Validate one file of one source and write its rows to the stored table or to quarantine."""
 
@@ -276,11 +294,17 @@ class _FileIngest:
         p.update(self.pads)
         return p
 
-    def run(self, path: str) -> tuple[int, int, int]:
-        con, source = self.con, self.source
+    def prepare(self, con: duckdb.DuckDBPyConnection, path: str, v: str) -> _Prepared | None:
+        """Read, type and check ``path`` into table ``v`` (None for an empty file).
+
+        Writes nothing but ``v`` and ``v``_rej (the rows the CSV reader rejected, as quarantine rows), so it
+        can run on another connection while :meth:`finish` stores the previous file; ``v`` is in a catalog
+        both connections see (see :func:`ingest_sources`).
+        """
+        source = self.source
         if os.path.getsize(path) == 0:
             log.warning("source %s: file %s is empty", source.name, path)
-            return 0, 0, 0
+            return None
         params = self.params(path)
         if source.format in ("parquet", "csv"):
             available = _file_columns(con, source, path)
@@ -322,31 +346,42 @@ class _FileIngest:
         if source.format == "ndjson":
             raw_json = f"CASE WHEN __ok THEN {raw_json} ELSE {_redact_sql(f'left(line, {RAW_TEXT_CHARS})')} END"
         reader = _reader_sql(source)
-        con.execute("DROP TABLE IF EXISTS _rej_errors; DROP TABLE IF EXISTS _rej_scans; DROP TABLE IF EXISTS _v")
+        con.execute(f"DROP TABLE IF EXISTS _rej_errors; DROP TABLE IF EXISTS _rej_scans; DROP TABLE IF EXISTS {v}; "
+                    f"DROP TABLE IF EXISTS {v}_rej")
         select_typed = ", ".join(f"{typed[c.name]} AS {_qi('t_' + c.name)}" for c in self.table.columns)
-        sql = (f"CREATE TEMP TABLE _v AS SELECT __row AS __k, __row, {select_typed}, {check_case} AS __check "
+        sql = (f"CREATE TABLE {v} AS SELECT __row AS __k, __row, {select_typed}, {check_case} AS __check "
                f"FROM ({reader})")
         try:
             con.execute(sql, _bind(sql, params))
         except duckdb.Error as exc:
             raise InputError(f"source {source.name!r}: cannot read {source.format} file {path}: "
                              f"{_first_line(exc)}") from None
-        rejected = self._rejects(path) if source.format != "parquet" else 0
-        n_read, n_bad = con.execute("SELECT count(*), count(__check) FROM _v").fetchone()
-        if n_bad:
-            failed = (f"SELECT *, (SELECT __check FROM _v WHERE _v.__k = r.__row) AS __check FROM ({reader}) r "
-                      "WHERE r.__row IN (SELECT __k FROM _v WHERE __check IS NOT NULL)")
-            sql = (f"INSERT INTO quarantine SELECT $run_id, $source, $f, "
-                   f"(SELECT __row FROM _v WHERE _v.__k = b.__row), {field_case}, {reason_case}, {raw_json} "
-                   f"FROM ({failed}) b ORDER BY 4")
-            con.execute(sql, _bind(sql, {**params, "run_id": self.run_id, "source": source.name}))
-        self._store(path)
-        con.execute("DROP TABLE _v")
-        return n_read + rejected, n_read - n_bad, n_bad + rejected
+        rejected = self._rejects(con, path, v) if source.format != "parquet" else 0
+        n_read, n_bad = con.execute(f"SELECT count(*), count(__check) FROM {v}").fetchone()
+        return _Prepared(path, v, params, reader, field_case, reason_case, raw_json, n_read, n_bad, rejected)
 
-    def _rejects(self, path: str) -> int:
-        """Quarantine lines the CSV reader rejected, and renumber good rows past them."""
-        con = self.con
+    def finish(self, prep: _Prepared | None) -> tuple[int, int, int]:
+        """Quarantine the failed rows of a prepared file and store the others; drops its tables."""
+        if prep is None:
+            return 0, 0, 0
+        con, source, v = self.con, self.source, prep.v
+        if prep.rejected:
+            con.execute(f"INSERT INTO quarantine SELECT * FROM {v}_rej")
+            con.execute(f"DROP TABLE {v}_rej")
+        if prep.n_bad:
+            con.execute("DROP TABLE IF EXISTS _rej_errors; DROP TABLE IF EXISTS _rej_scans")
+            failed = (f"SELECT *, (SELECT __check FROM {v} _v WHERE _v.__k = r.__row) AS __check "
+                      f"FROM ({prep.reader}) r WHERE r.__row IN (SELECT __k FROM {v} WHERE __check IS NOT NULL)")
+            sql = (f"INSERT INTO quarantine SELECT $run_id, $source, $f, "
+                   f"(SELECT __row FROM {v} _v WHERE _v.__k = b.__row), {prep.field_case}, {prep.reason_case}, "
+                   f"{prep.raw_json} FROM ({failed}) b ORDER BY 4")
+            con.execute(sql, _bind(sql, {**prep.params, "run_id": self.run_id, "source": source.name}))
+        self._store(prep.path, v)
+        con.execute(f"DROP TABLE {v}")
+        return prep.n_read + prep.rejected, prep.n_read - prep.n_bad, prep.n_bad + prep.rejected
+
+    def _rejects(self, con: duckdb.DuckDBPyConnection, path: str, v: str) -> int:
+        """Stage quarantine rows (table ``v``_rej) for lines the CSV reader rejected; renumber rows past them."""
         exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rej_errors'").fetchone()[0]
         if not exists:
             return 0
@@ -359,8 +394,8 @@ class _FileIngest:
         n = con.execute("SELECT count(*) FROM _rej").fetchone()[0]
         if not n:
             return 0
-        field_of = {v: k for k, v in self.source.columns.items()}
-        con.execute(f"""INSERT INTO quarantine
+        field_of = {column: canonical for canonical, column in self.source.columns.items()}
+        con.execute(f"""CREATE TABLE {v}_rej AS
             SELECT $run_id, $source, $f, rec, $canon[list_position($file_cols, column_name)],
                    CASE error_type WHEN 'INVALID ENCODING' THEN 'invalid UTF-8 bytes (file must be UTF-8)'
                         WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line longer than {MAX_LINE_BYTES} bytes'
@@ -372,12 +407,12 @@ class _FileIngest:
         con.execute("""CREATE OR REPLACE TEMP TABLE _rej_g AS
             SELECT g, max(i) AS i FROM (SELECT rec - row_number() OVER (ORDER BY rec) AS g,
                                                row_number() OVER (ORDER BY rec) AS i FROM _rej) GROUP BY g""")
-        con.execute("""CREATE OR REPLACE TEMP TABLE _v AS
+        con.execute(f"""CREATE OR REPLACE TABLE {v} AS
             SELECT v.* REPLACE (v.__row + coalesce(r.i, 0) AS __row)
-            FROM _v v ASOF LEFT JOIN _rej_g r ON v.__row > r.g""")
+            FROM {v} v ASOF LEFT JOIN _rej_g r ON v.__row > r.g ORDER BY v.__k""")
         return n
 
-    def _store(self, path: str) -> None:
+    def _store(self, path: str, v: str) -> None:
         con, table = self.con, self.table
         p = {"run_id": self.run_id, "source": self.source.name, "f": path}
         stored = STORED_NAME[table.name]
@@ -396,7 +431,7 @@ class _FileIngest:
             if c.kind == "identifier" and (c.name in self.source.columns or c.name in self.source.constants):
                 lookup = f"_hmac_{c.name}"
                 sql = (f"CREATE OR REPLACE TEMP TABLE {lookup} AS SELECT v, {hmac_sql(c.name, 'v')} AS h "
-                       f"FROM (SELECT DISTINCT t_{c.name} AS v FROM _v WHERE t_{c.name} IS NOT NULL)")
+                       f"FROM (SELECT DISTINCT t_{c.name} AS v FROM {v} WHERE t_{c.name} IS NOT NULL)")
                 con.execute(sql, self.pads)
                 joins.append(f"LEFT JOIN {lookup} ON {lookup}.v = _v.t_{c.name}")
                 cols[cols.index("t_" + c.name)] = f"{lookup}.h"
@@ -404,16 +439,26 @@ class _FileIngest:
                 cols[cols.index("t_" + c.name)] = "NULL"
         select = ", ".join(["$run_id", *[c if c.endswith(".h") or c == "NULL" else _qi(c) for c in cols], *extra])
         target = ", ".join(["run_id", *names, *extra_names])
-        sql = (f"INSERT INTO {stored} ({target}) SELECT {select} FROM _v {' '.join(joins)} "
+        sql = (f"INSERT INTO {stored} ({target}) SELECT {select} FROM {v} _v {' '.join(joins)} "
                f"WHERE __check IS NULL")
         con.execute(sql, _bind(sql, p))
 
 
 def _domain_sql() -> str:
-    """Lower-cased host of the url column, else of the first URL in the text."""
-    pattern = r"https?://(?:[^@/\s]*@)?([A-Za-z0-9.-]+)"
-    return (f"lower(coalesce(nullif(regexp_extract(t_url, {_sql_str(pattern)}, 1), ''), "
-            f"CASE WHEN contains(t_text, '://') THEN nullif(regexp_extract(t_text, {_sql_str(pattern)}, 1), '') END))")
+    """Lower-cased host of the url column, else of the first URL in the text.
+
+    The pattern's optional ``user@`` part can only match where the value contains '@'; elsewhere the
+    same match is found by the pattern without it, which RE2 runs about three times faster (no
+    backtracking over the optional group). Values without '://' cannot match at all and skip the regex.
+    """
+    return f"lower(coalesce({_host_sql('t_url')}, {_host_sql('t_text')}))"
+
+
+def _host_sql(col: str) -> str:
+    full = _sql_str(r"https?://(?:[^@/\s]*@)?([A-Za-z0-9.-]+)")
+    plain = _sql_str(r"https?://([A-Za-z0-9.-]+)")
+    return (f"CASE WHEN contains({col}, '://') THEN nullif(CASE WHEN contains({col}, '@') "
+            f"THEN regexp_extract({col}, {full}, 1) ELSE regexp_extract({col}, {plain}, 1) END, '') END")
 
 
 def expand_files(source: Source) -> list[str]:
@@ -428,23 +473,50 @@ def expand_files(source: Source) -> list[str]:
 
 def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, key: bytes,
                    on_file: Callable[[str, str], None] | None = None) -> list[SourceCounts]:
-    """Read every source of ``config`` into the canonical tables; returns per-source row accounting."""
+    """Read every source of ``config`` into the canonical tables; returns per-source row accounting.
+
+    Files are stored one at a time in config and file order, while the next file is already being read,
+    typed and checked on a second connection (reading CSV and NDJSON with row numbers is single-threaded
+    in DuckDB, so this keeps the other core busy). Prepared files wait in an in-memory catalog that both
+    connections see.
+    """
     create_input_tables(con)
-    counts = []
-    for seq, source in enumerate(config.sources):
-        files = expand_files(source)
-        sc = SourceCounts(source=source.name, table=source.table, files=len(files))
-        worker = _FileIngest(con, source, seq, run_id, key, config.settings.max_text_chars)
-        for path in files:
-            if on_file:
-                on_file(source.name, path)
-            read, stored, quarantined = worker.run(path)
-            sc.rows_read += read
-            sc.rows_stored += stored
-            sc.rows_quarantined += quarantined
-        counts.append(sc)
-        log.info("source %s: %d files, %d rows read, %d stored, %d quarantined", source.name, sc.files,
-                 sc.rows_read, sc.rows_stored, sc.rows_quarantined)
+    counts: list[SourceCounts] = []
+
+    def files() -> Iterator[tuple[SourceCounts, _FileIngest, str]]:
+        for seq, source in enumerate(config.sources):
+            paths = expand_files(source)
+            sc = SourceCounts(source=source.name, table=source.table, files=len(paths))
+            counts.append(sc)
+            worker = _FileIngest(con, source, seq, run_id, key, config.settings.max_text_chars)
+            for path in paths:
+                yield sc, worker, path
+
+    con.execute(f"ATTACH ':memory:' AS {_STAGE}")
+    reader_con = con.cursor()
+    try:
+        _copy_session_settings(con, reader_con)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            jobs = files()
+            job, n = next(jobs, None), 0
+            pending = pool.submit(job[1].prepare, reader_con, job[2], f"{_STAGE}._v{n}") if job else None
+            while job is not None:
+                sc, worker, path = job
+                if on_file:
+                    on_file(sc.source, path)
+                prepared = pending.result()
+                job, n = next(jobs, None), n + 1
+                pending = pool.submit(job[1].prepare, reader_con, job[2], f"{_STAGE}._v{n}") if job else None
+                read, stored, quarantined = worker.finish(prepared)
+                sc.rows_read += read
+                sc.rows_stored += stored
+                sc.rows_quarantined += quarantined
+                if job is None or job[0] is not sc:
+                    log.info("source %s: %d files, %d rows read, %d stored, %d quarantined", sc.source, sc.files,
+                             sc.rows_read, sc.rows_stored, sc.rows_quarantined)
+    finally:
+        reader_con.close()
+        con.execute(f"DETACH {_STAGE}")
     moved = _quarantine_duplicate_messages(con)
     if moved:
         by_source = dict(con.execute(
@@ -455,6 +527,19 @@ def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, 
             sc.rows_stored -= n
             sc.rows_quarantined += n
     return counts
+
+
+def _copy_session_settings(con: duckdb.DuckDBPyConnection, other: duckdb.DuckDBPyConnection) -> None:
+    """Give ``other`` the connection-local settings of ``con`` that change how values are typed.
+
+    That is the time zone: ISO 8601 times with an offset are converted to the session's local time.
+    (Other settings the pipeline makes, such as threads and memory_limit, are database-wide.)
+    """
+    q = "SELECT name, value FROM duckdb_settings() WHERE scope = 'LOCAL' AND name IN ('TimeZone', 'Calendar')"
+    mine = dict(other.execute(q).fetchall())
+    for name, value in con.execute(q).fetchall():
+        if mine.get(name) != value:
+            other.execute(f"SET {_qi(name)} = $v", {"v": value})
 
 
 def _quarantine_duplicate_messages(con: duckdb.DuckDBPyConnection) -> int:

@@ -257,3 +257,72 @@ def test_accounts_table_covers_every_account_seen(tmp_path: Path) -> None:
     build_accounts(con, "r1")
     assert con.execute("SELECT account, in_directory FROM accounts ORDER BY 1").fetchall() == [
         ("a", False), ("b", False), ("z", False)]
+
+
+@pytest.mark.parametrize(
+    ("url", "text", "expected"),
+    [
+        ("", "see https://Example.COM/path", "example.com"),
+        ("", "login at https://user:pw@evil.example.net:8080/x now", "evil.example.net"),
+        ("", "mail a@b.org then https://site.example/x", "site.example"),
+        ("", "https://a.example/x@y and more", "a.example"),
+        ("", "http://_bad first, then http://good.example", "good.example"),
+        ("", "http://@ https://x@ https://ok.example", "x"),
+        ("", "no link here, just a@b.c", None),
+        ("http://USER@Host.Example:80/p", "text https://other.example", "host.example"),
+        ("ftp://files.example", "but https://web.example", "web.example"),
+    ],
+)
+def test_url_domain_from_url_then_text(tmp_path: Path, url: str, text: str, expected: str | None) -> None:
+    # The domain expression takes a faster regex when the value has no '@'; both paths must agree
+    # with the documented pattern https?://(user@)?host.
+    (tmp_path / "m.csv").write_text(f"from,to,body,link\na,b,{json.dumps(text)},{url}\n")
+    src = _messages_source("m", "m.csv", "csv",
+                           columns='sender = "from"\nrecipient = "to"\ntext = "body"\nurl = "link"')
+    con, _ = _ingest(tmp_path, src)
+    assert con.execute("SELECT url_domain FROM messages").fetchone()[0] == expected
+
+
+def test_many_files_are_stored_in_file_and_row_order(tmp_path: Path) -> None:
+    # Files are read ahead on a second connection while the previous one is stored: rows, row numbers,
+    # quarantine and per-source counts must be as if the files were ingested one after another.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1.csv").write_bytes(b"from,to,ts\n" + b"".join(b"s%d,r,1767225600\n" % i for i in range(300))
+                                           + b"x,\xff,1767225600\n" + b"y,r\n" + b"z,r,1767225601\n")
+    (tmp_path / "a" / "2.csv").write_text("from,to,ts\nq,r,1767225600\nq,r,never\n")
+    (tmp_path / "a" / "3.csv").write_text("")
+    (tmp_path / "b.ndjson").write_text('{"from": "n", "to": "m", "ts": 1767225600}\n{oops\n'
+                                       '{"from": "o", "to": "m", "ts": 1767225600}\n')
+    cols = 'sender = "from"\nrecipient = "to"\nsent_at = "ts"'
+    con, counts = _ingest(tmp_path, _messages_source("a", "a/*.csv", "csv", columns=cols)
+                          + _messages_source("b", "b.ndjson", "ndjson", columns=cols))
+    rows = con.execute("SELECT source, source_file, source_row, sender FROM messages").fetchall()
+    expected = ([("a", str(tmp_path / "a" / "1.csv"), i + 1, f"s{i}") for i in range(300)]
+                + [("a", str(tmp_path / "a" / "1.csv"), 303, "z"), ("a", str(tmp_path / "a" / "2.csv"), 1, "q"),
+                   ("b", str(tmp_path / "b.ndjson"), 1, "n"), ("b", str(tmp_path / "b.ndjson"), 3, "o")])
+    assert rows == expected
+    assert [r for r, _, _ in _quarantine(con)] == [301, 302, 2, 2]
+    assert [(c.files, c.rows_read, c.rows_stored, c.rows_quarantined) for c in counts] == [(3, 305, 302, 3),
+                                                                                          (1, 3, 2, 1)]
+    assert not con.execute("SELECT * FROM duckdb_databases() WHERE database_name = '_ingest_stage'").fetchall()
+
+
+def test_read_ahead_connection_uses_the_session_time_zone(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("from,to,ts\na,b,2026-01-01T12:00:00Z\n")
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'America/New_York'")
+    ingest_sources(con, _config(tmp_path, src), "r1", KEY)
+    assert con.execute("SELECT sent_at::VARCHAR FROM messages").fetchone()[0] == "2026-01-01 07:00:00"
+
+
+def test_input_error_midway_leaves_no_stage_catalog(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("from,to\na,b\n")
+    (tmp_path / "n.csv").write_text("sender,to\na,b\n")
+    cols = 'sender = "from"\nrecipient = "to"'
+    cfg = _config(tmp_path, _messages_source("m", "m.csv", "csv", columns=cols)
+                  + _messages_source("n", "n.csv", "csv", columns=cols))
+    con = duckdb.connect()
+    with pytest.raises(InputError, match="has no column 'from'"):
+        ingest_sources(con, cfg, "r1", KEY)
+    assert not con.execute("SELECT * FROM duckdb_databases() WHERE database_name = '_ingest_stage'").fetchall()
