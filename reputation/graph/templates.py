@@ -393,10 +393,15 @@ def cluster_sketches(keys: np.ndarray, low: np.ndarray, n_tokens: np.ndarray,
     params
         Thresholds and clustering mode.
     """
-    m = keys.shape[1]
+    left, right = lsh_pairs(keys)
+    return cluster_pairs(keys.shape[1], left, right, low, n_tokens, params)
+
+
+def cluster_pairs(m: int, left: np.ndarray, right: np.ndarray, low: np.ndarray, n_tokens: np.ndarray,
+                  params: TemplateParams) -> np.ndarray:
+    """Verify candidate pairs of ``m`` texts and cluster the kept ones (see :func:`cluster_sketches`)."""
     if m == 0:
         return np.empty(0, dtype=np.int64)
-    left, right = lsh_pairs(keys)
     if len(left):
         # compiled: the estimate of estimated_jaccard against the threshold, or against the strict
         # threshold when the shorter text is short (short texts are where generic chat chains together)
@@ -572,16 +577,17 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     n_raw = con.execute("SELECT count(*) FROM _tpl_raw").fetchall()[0][0]
     # 2. normalise in chunks with polars (Rust regex: about 5× faster than the three RE2 passes of
     #    NORMALISE_SQL, same result), then hash each normalised text and count its words (compiled,
-    #    straight from the Arrow buffers). The normalised strings stay in memory as Arrow arrays.
+    #    straight from the Arrow buffers). The normalised strings stay in memory until MinHash is done.
     raw_hash = np.empty(n_raw, dtype=np.uint64)
     norm_hash = np.empty(n_raw, dtype=np.uint64)
     words = np.empty(n_raw, dtype=np.int32)
     sent = np.empty(n_raw, dtype=np.int64)  # messages per raw text
+    raw_row = np.empty(n_raw, dtype=np.int64)  # rowid in _tpl_raw
     norms: list[pa.Array] = []
     pos = 0
     with ThreadPoolExecutor(max_workers=2) as pool:
         for lo in range(0, n_raw, NORMALISE_CHUNK):
-            raw = con.sql("SELECT rh, text, n FROM _tpl_raw WHERE rowid >= $lo AND rowid < $hi",
+            raw = con.sql("SELECT rowid AS rid, rh, text, n FROM _tpl_raw WHERE rowid >= $lo AND rowid < $hi",
                           params={"lo": lo, "hi": lo + NORMALISE_CHUNK}).to_arrow_table()
             texts = raw.column("text")
             half = len(texts) // 2
@@ -590,11 +596,11 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
             end = pos + len(norm)
             raw_hash[pos:end] = raw.column("rh").to_numpy()
             sent[pos:end] = raw.column("n").to_numpy()
+            raw_row[pos:end] = raw.column("rid").to_numpy()
             norm_hash[pos:end], words[pos:end] = text_hashes(*_string_buffers(norm))
             norms.append(norm)
             pos = end
             del raw
-    con.execute("DROP TABLE _tpl_raw")
     # 3. the distinct normalised texts with enough words, in hash order (deterministic, independent of
     #    row order; two texts with equal 64-bit hashes count as one)
     eligible = np.flatnonzero(words[:pos] >= params.min_tokens)
@@ -615,26 +621,32 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
             data, offsets = _string_buffers(arr)
             minhash_texts(data, offsets, rep[ids] - bounds[c], ids, mul, add, params.bands, params.rows,
                           params.bigrams, keys, low)
-    # 5.–6. candidate pairs, verification, clusters
-    labels = cluster_sketches(keys, low, words[rep], params)
-    del keys, low
+            norms[c] = None  # free each chunk's strings once hashed: clustering needs the memory
+    del norms
+    # 5.–6. candidate pairs, verification, clusters (each big array freed as soon as it is used up)
+    roots_per_band = band_roots(keys)
+    del keys
+    left, right = distinct_row_roots(roots_per_band)
+    del roots_per_band
+    labels = cluster_pairs(m, left, right, low, words[rep], params)
+    del left, right, low
     texts_per_label = np.bincount(labels, minlength=m)
     messages_per_label = np.bincount(labels[inverse], weights=sent[eligible], minlength=m)
     # templates sent at least twice get a cluster row and per-message rows; one-off texts only their
     # (account, template) row in `templates`
     roots = np.flatnonzero(messages_per_label >= 2)
-    # each cluster's example: the normalised text its key comes from
-    example_parts = []
-    for c, arr in enumerate(norms):
-        in_chunk = chunk_of[roots] == c
-        example_parts.append(arr.take(pa.array(rep[roots[in_chunk]] - bounds[c])))
-    order = np.argsort(chunk_of[roots], kind="stable")
-    del norms
-    clusters = pa.table({
-        "tkey": uniq[roots[order]],
-        "texts": texts_per_label[roots[order]],
-        "example": pa.concat_arrays(example_parts) if example_parts else pa.array([], pa.large_string()),
-    })
+    # each cluster's example: the normalised text its key comes from (normalised again: a few texts)
+    con.register("_tpl_root_view", pa.table({"rid": raw_row[rep[roots]], "tkey": uniq[roots],
+                                             "texts": texts_per_label[roots]}))
+    try:
+        root_texts = con.sql("SELECT x.tkey, x.texts, r.text FROM _tpl_root_view x "
+                             "JOIN _tpl_raw r ON r.rowid = x.rid").to_arrow_table()
+    finally:
+        con.unregister("_tpl_root_view")
+    con.execute("DROP TABLE _tpl_raw")
+    clusters = pa.table({"tkey": root_texts.column("tkey"), "texts": root_texts.column("texts"),
+                         "example": normalise_texts(root_texts.column("text"))})
+    del root_texts
     # raw text hash → template key (the smallest normalised-text hash of its cluster)
     text_label = labels[inverse]
     text_map = pa.table({"rh": raw_hash[eligible], "tkey": uniq[text_label],
