@@ -582,12 +582,11 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     norm_hash = np.empty(n_raw, dtype=np.uint64)
     words = np.empty(n_raw, dtype=np.int32)
     sent = np.empty(n_raw, dtype=np.int64)  # messages per raw text
-    raw_row = np.empty(n_raw, dtype=np.int64)  # rowid in _tpl_raw
     norms: list[pa.Array] = []
     pos = 0
     with ThreadPoolExecutor(max_workers=2) as pool:
         for lo in range(0, n_raw, NORMALISE_CHUNK):
-            raw = con.sql("SELECT rowid AS rid, rh, text, n FROM _tpl_raw WHERE rowid >= $lo AND rowid < $hi",
+            raw = con.sql("SELECT rh, text, n FROM _tpl_raw WHERE rowid >= $lo AND rowid < $hi",
                           params={"lo": lo, "hi": lo + NORMALISE_CHUNK}).to_arrow_table()
             texts = raw.column("text")
             half = len(texts) // 2
@@ -596,11 +595,11 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
             end = pos + len(norm)
             raw_hash[pos:end] = raw.column("rh").to_numpy()
             sent[pos:end] = raw.column("n").to_numpy()
-            raw_row[pos:end] = raw.column("rid").to_numpy()
             norm_hash[pos:end], words[pos:end] = text_hashes(*_string_buffers(norm))
             norms.append(norm)
             pos = end
             del raw
+    con.execute("DROP TABLE _tpl_raw")  # its memory is needed more by the clustering
     # 3. the distinct normalised texts with enough words, in hash order (deterministic, independent of
     #    row order; two texts with equal 64-bit hashes count as one)
     eligible = np.flatnonzero(words[:pos] >= params.min_tokens)
@@ -635,15 +634,18 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     # templates sent at least twice get a cluster row and per-message rows; one-off texts only their
     # (account, template) row in `templates`
     roots = np.flatnonzero(messages_per_label >= 2)
-    # each cluster's example: the normalised text its key comes from (normalised again: a few texts)
-    con.register("_tpl_root_view", pa.table({"rid": raw_row[rep[roots]], "tkey": uniq[roots],
+    # each cluster's example: the normalised text its key comes from, normalised again (a few texts),
+    # found again among the messages by the hash of its raw text
+    con.register("_tpl_root_view", pa.table({"rh": raw_hash[rep[roots]], "tkey": uniq[roots],
                                              "texts": texts_per_label[roots]}))
     try:
-        root_texts = con.sql("SELECT x.tkey, x.texts, r.text FROM _tpl_root_view x "
-                             "JOIN _tpl_raw r ON r.rowid = x.rid").to_arrow_table()
+        root_texts = con.sql("""SELECT x.tkey, x.texts, r.text
+                                FROM _tpl_root_view x
+                                JOIN (SELECT DISTINCT ON (h) hash(text) AS h, text FROM messages
+                                      WHERE hash(text) IN (SELECT rh FROM _tpl_root_view)) r ON r.h = x.rh
+                             """).to_arrow_table()
     finally:
         con.unregister("_tpl_root_view")
-    con.execute("DROP TABLE _tpl_raw")
     clusters = pa.table({"tkey": root_texts.column("tkey"), "texts": root_texts.column("texts"),
                          "example": normalise_texts(root_texts.column("text"))})
     del root_texts
