@@ -576,13 +576,17 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     )
     n_raw = con.execute("SELECT count(*) FROM _tpl_raw").fetchall()[0][0]
     # 2. normalise in chunks with polars (Rust regex: about 5× faster than the three RE2 passes of
-    #    NORMALISE_SQL, same result), then hash each normalised text and count its words (compiled,
-    #    straight from the Arrow buffers). The normalised strings stay in memory until MinHash is done.
+    #    NORMALISE_SQL, same result), then, compiled and straight from the Arrow buffers, hash each
+    #    normalised text, count its words and MinHash the ones with enough words. Of the signatures only
+    #    the band keys and the low byte of each value are kept (see band_keys); the strings are dropped
+    #    chunk by chunk.
     raw_hash = np.empty(n_raw, dtype=np.uint64)
     norm_hash = np.empty(n_raw, dtype=np.uint64)
     words = np.empty(n_raw, dtype=np.int32)
     sent = np.empty(n_raw, dtype=np.int64)  # messages per raw text
-    norms: list[pa.Array] = []
+    mul, add = _hash_family(params.num_perm, params.seed)
+    keys = np.empty((params.bands, n_raw), dtype=np.uint64)
+    low = np.empty((n_raw, params.num_perm), dtype=np.uint8)
     pos = 0
     with ThreadPoolExecutor(max_workers=2) as pool:
         for lo in range(0, n_raw, NORMALISE_CHUNK):
@@ -592,36 +596,31 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
             half = len(texts) // 2
             # polars runs one string column on one core: two halves on two threads (it releases the GIL)
             norm = pa.concat_arrays(list(pool.map(normalise_texts, (texts.slice(0, half), texts.slice(half)))))
+            del texts
             end = pos + len(norm)
             raw_hash[pos:end] = raw.column("rh").to_numpy()
             sent[pos:end] = raw.column("n").to_numpy()
-            norm_hash[pos:end], words[pos:end] = text_hashes(*_string_buffers(norm))
-            norms.append(norm)
-            pos = end
             del raw
+            data, offsets = _string_buffers(norm)
+            norm_hash[pos:end], words[pos:end] = text_hashes(data, offsets)
+            local = np.flatnonzero(words[pos:end] >= params.min_tokens)
+            minhash_texts(data, offsets, local, local + pos, mul, add, params.bands, params.rows,
+                          params.bigrams, keys, low)
+            del norm, data, offsets
+            pos = end
     con.execute("DROP TABLE _tpl_raw")  # its memory is needed more by the clustering
     # 3. the distinct normalised texts with enough words, in hash order (deterministic, independent of
-    #    row order; two texts with equal 64-bit hashes count as one)
+    #    row order; two texts with equal 64-bit hashes count as one): their sketches are moved to the
+    #    front, band by band in place, in that order
     eligible = np.flatnonzero(words[:pos] >= params.min_tokens)
     uniq, first, inverse = np.unique(norm_hash[eligible], return_index=True, return_inverse=True)
     del norm_hash
     rep = eligible[first]  # raw position of each distinct text's representative
     m = len(uniq)
-    # 4. MinHash each distinct text once (compiled), chunk by chunk of the normalised strings; only the
-    #    band keys and the low byte of each value are kept (see band_keys)
-    mul, add = _hash_family(params.num_perm, params.seed)
-    keys = np.empty((params.bands, m), dtype=np.uint64)
-    low = np.empty((m, params.num_perm), dtype=np.uint8)
-    bounds = np.cumsum([0] + [len(a) for a in norms])
-    chunk_of = np.searchsorted(bounds, rep, side="right") - 1
-    for c, arr in enumerate(norms):
-        ids = np.flatnonzero(chunk_of == c)
-        if len(ids):
-            data, offsets = _string_buffers(arr)
-            minhash_texts(data, offsets, rep[ids] - bounds[c], ids, mul, add, params.bands, params.rows,
-                          params.bigrams, keys, low)
-            norms[c] = None  # free each chunk's strings once hashed: clustering needs the memory
-    del norms
+    for b in range(params.bands):
+        keys[b, :m] = keys[b, rep]
+    keys = keys[:, :m]
+    low = low[rep]
     # 5.–6. candidate pairs, verification, clusters (each big array freed as soon as it is used up)
     roots_per_band = band_roots(keys)
     del keys
