@@ -47,6 +47,8 @@ from typing import Any
 from benchmarks.common import RESULTS_JSON, RESULTS_MD, load_average, md_table, update_results
 
 SUITES = ("quality", "attack", "perf")
+#: Hand-written history (before/after figures of optimisation work), included in RESULTS.md as is.
+HISTORY_MD = Path(__file__).with_name("HISTORY.md")
 #: Standing caveats printed under the targets.
 CAVEATS = (
     "Wall times were measured on a shared 2-CPU machine; every section records the load average before "
@@ -191,6 +193,8 @@ def render(data: dict[str, Any] | None = None, path: Path = RESULTS_MD) -> str:
     rows = _targets(data)
     if rows:
         parts += ["## Targets", "", md_table(["target", "measured", "met"], rows), ""]
+    if HISTORY_MD.exists():  # hand-written before/after records of optimisation work, kept across re-renders
+        parts += [HISTORY_MD.read_text().rstrip(), ""]
     notes = []
     for mode in ("full", "quick"):
         if f"perf:{mode}" in data:
