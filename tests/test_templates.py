@@ -289,3 +289,14 @@ def test_compiled_verification_equals_estimate_and_thresholds():
     want = np.where(short, sim >= 0.8, sim >= 0.3)
     assert 0 < want.sum() < len(want)
     assert (verify_pairs(low, left, right, words, 12, 0.3, 0.8) == want).all()
+
+
+def test_gather_front_moves_selected_sketches_forward_in_place():
+    from reputation.graph._kernels import gather_front
+    rng = np.random.default_rng(9)
+    keys = rng.integers(0, 2**63, size=(4, 50), dtype=np.uint64)
+    low = rng.integers(0, 256, size=(50, 8), dtype=np.uint8)
+    rep = np.array([7, 3, 49, 0, 12])  # any order, as np.unique's representatives come
+    want_keys, want_low = keys[:, rep].copy(), low[rep].copy()
+    got_low = gather_front(keys, low, rep)
+    assert (keys[:, :5] == want_keys).all() and (got_low == want_low).all()

@@ -169,37 +169,62 @@ def band_roots(keys: np.ndarray, partition_bits: int = 8) -> np.ndarray:  # prag
     return roots
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, parallel=True, nogil=True)
 def distinct_row_roots(roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     """Pairs ``(root, t)`` for each distinct value ``root != t`` among ``roots[:, t]``.
 
     ``roots[b, t]`` is text ``t``'s bucket root in band ``b`` (never larger than ``t``). Each text's few
-    roots are sorted (insertion sort), so pairs come out ordered by ``t``, then ``root``.
+    roots are sorted (insertion sort), so pairs come out ordered by ``t``, then ``root``. Two passes over
+    blocks of texts in parallel: count each block's pairs, then write them at the block's offset.
     """
     width, n = roots.shape
-    row = np.empty(width, dtype=roots.dtype)
-    count = 0
+    block = 65536
+    blocks = (n + block - 1) // block
+    counts = np.zeros(blocks + 1, dtype=np.int64)
     for phase in range(2):
         if phase == 1:
-            left = np.empty(count, dtype=roots.dtype)
-            right = np.empty(count, dtype=roots.dtype)
-        k = 0
-        for t in range(n):
-            for i in range(width):  # insertion sort of the text's roots
-                v = roots[i, t]
-                j = i - 1
-                while j >= 0 and row[j] > v:
-                    row[j + 1] = row[j]
-                    j -= 1
-                row[j + 1] = v
-            for i in range(width):
-                if row[i] != t and (i == 0 or row[i] != row[i - 1]):
-                    if phase == 1:
-                        left[k] = row[i]
-                        right[k] = t
-                    k += 1
-        count = k
+            for q in range(blocks):
+                counts[q + 1] += counts[q]
+            left = np.empty(counts[blocks], dtype=roots.dtype)
+            right = np.empty(counts[blocks], dtype=roots.dtype)
+        for q in prange(blocks):
+            row = np.empty(width, dtype=roots.dtype)
+            k = counts[q] if phase == 1 else 0
+            for t in range(q * block, min(n, (q + 1) * block)):
+                for i in range(width):  # insertion sort of the text's roots
+                    v = roots[i, t]
+                    j = i - 1
+                    while j >= 0 and row[j] > v:
+                        row[j + 1] = row[j]
+                        j -= 1
+                    row[j + 1] = v
+                for i in range(width):
+                    if row[i] != t and (i == 0 or row[i] != row[i - 1]):
+                        if phase == 1:
+                            left[k] = row[i]
+                            right[k] = t
+                        k += 1
+            if phase == 0:
+                counts[q + 1] = k
     return left, right
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def gather_front(keys: np.ndarray, low: np.ndarray, rep: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Move the sketches of texts ``rep`` to the front: ``keys[:, :m] = keys[:, rep]`` band by band in
+    place (bands in parallel), and return ``low[rep]`` (rows in parallel); ``m = len(rep)``."""
+    bands = keys.shape[0]
+    m = len(rep)
+    for b in prange(bands):
+        row = keys[b]
+        moved = np.empty(m, dtype=row.dtype)
+        for i in range(m):
+            moved[i] = row[rep[i]]
+        row[:m] = moved
+    out = np.empty((m, low.shape[1]), dtype=low.dtype)
+    for i in prange(m):
+        out[i] = low[rep[i]]
+    return out
 
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)

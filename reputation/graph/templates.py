@@ -79,6 +79,7 @@ from ._kernels import (
     band_roots,
     distinct_row_roots,
     equal_fraction,
+    gather_front,
     minhash_texts,
     text_hashes,
     verify_pairs,
@@ -617,10 +618,8 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     del norm_hash
     rep = eligible[first]  # raw position of each distinct text's representative
     m = len(uniq)
-    for b in range(params.bands):
-        keys[b, :m] = keys[b, rep]
+    low = gather_front(keys, low, rep)  # compiled: keys[:, :m] = keys[:, rep] in place; low[rep]
     keys = keys[:, :m]
-    low = low[rep]
     # 5.–6. candidate pairs, verification, clusters (each big array freed as soon as it is used up)
     roots_per_band = band_roots(keys)
     del keys
