@@ -20,6 +20,34 @@ _FNV = np.uint64(0x100000001B3)
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 
+@njit(cache=True, inline="always")
+def _take_min(sig: np.ndarray, x: np.uint64, mul: np.ndarray, add: np.ndarray) -> None:  # pragma: no cover
+    """Fold shingle hash ``x`` into the running minima: ``sig[i] = min(sig[i], (mul[i]·x + add[i]) mod 2^64)``."""
+    for i in range(len(mul)):
+        v = x * mul[i] + add[i]
+        if v < sig[i]:
+            sig[i] = v
+
+
+@njit(cache=True, inline="always")
+def _finish_signature(sig: np.ndarray, bands: int, rows: int, keys: np.ndarray, low: np.ndarray,
+                      row: int) -> None:  # pragma: no cover
+    """Shift the minima to their top 32 bits, store their low bytes in ``low[row]`` and the band keys
+    (mixed exactly as ``reputation.graph.templates.band_keys``) in ``keys[:, row]``."""
+    for i in range(len(sig)):
+        v = sig[i] >> np.uint64(32)
+        sig[i] = v
+        low[row, i] = np.uint8(v & np.uint64(0xFF))
+    for b in range(bands):
+        key = np.uint64(0)
+        for r in range(rows):
+            key = (key * _FNV) ^ sig[b * rows + r]
+        key ^= key >> np.uint64(31)
+        key = key * _MIX
+        key ^= key >> np.uint64(29)
+        keys[b, row] = key
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def minhash_band_keys(offsets: np.ndarray, hashes: np.ndarray, mul: np.ndarray, add: np.ndarray,
                       bands: int, rows: int, keys: np.ndarray, low: np.ndarray) -> None:  # pragma: no cover
@@ -38,23 +66,8 @@ def minhash_band_keys(offsets: np.ndarray, hashes: np.ndarray, mul: np.ndarray, 
         for t in range(blk * 4096, min(n, (blk + 1) * 4096)):
             sig[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
             for j in range(offsets[t], offsets[t + 1]):
-                x = hashes[j]
-                for i in range(num_perm):
-                    v = x * mul[i] + add[i]
-                    if v < sig[i]:
-                        sig[i] = v
-            for i in range(num_perm):
-                v = sig[i] >> np.uint64(32)
-                sig[i] = v
-                low[t, i] = np.uint8(v & np.uint64(0xFF))
-            for b in range(bands):
-                key = np.uint64(0)
-                for r in range(rows):
-                    key = (key * _FNV) ^ sig[b * rows + r]
-                key ^= key >> np.uint64(31)
-                key = key * _MIX
-                key ^= key >> np.uint64(29)
-                keys[b, t] = key
+                _take_min(sig, hashes[j], mul, add)
+            _finish_signature(sig, bands, rows, keys, low, t)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -297,28 +310,9 @@ def minhash_texts(data: np.ndarray, offsets: np.ndarray, positions: np.ndarray, 
                     continue
                 word = _fmix64(h)  # end of a word
                 h = _FNV_OFFSET
-                for i in range(num_perm):
-                    v = word * mul[i] + add[i]
-                    if v < sig[i]:
-                        sig[i] = v
+                _take_min(sig, word, mul, add)
                 if bigrams and not first:
-                    pair = _fmix64(prev * _FNV ^ word)
-                    for i in range(num_perm):
-                        v = pair * mul[i] + add[i]
-                        if v < sig[i]:
-                            sig[i] = v
+                    _take_min(sig, _fmix64(prev * _FNV ^ word), mul, add)
                 prev = word
                 first = False
-            r_out = out_rows[k]
-            for i in range(num_perm):
-                v = sig[i] >> np.uint64(32)
-                sig[i] = v
-                low[r_out, i] = np.uint8(v & np.uint64(0xFF))
-            for b in range(bands):
-                key = np.uint64(0)
-                for r in range(rows):
-                    key = (key * _FNV) ^ sig[b * rows + r]
-                key ^= key >> np.uint64(31)
-                key = key * _MIX
-                key ^= key >> np.uint64(29)
-                keys[b, r_out] = key
+            _finish_signature(sig, bands, rows, keys, low, out_rows[k])
