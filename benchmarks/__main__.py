@@ -7,8 +7,8 @@ Usage
     pip install -e ".[dev,bench]"                 # matplotlib and python-igraph for plots and kernels
     python -m benchmarks quick                    # every suite, small (~3 min on 2 cores)
     python -m benchmarks full                     # every suite at full size (perf: 1M, 10M, 30M messages;
-                                                  # 10M took 23 min on 2 shared cores, 30M much longer)
-    python -m benchmarks full --suites quality,attack          # ~6 min
+                                                  # about 20 min on 2 cores: 1M + 10M 5 min, 30M 10 min)
+    python -m benchmarks full --suites quality,attack          # ~5 min
     python -m benchmarks full --suites perf --sizes 1000000,10000000
     python -m benchmarks full --suites perf --sizes 30000000 --timeout 3600 --max-rss-gib 17
     python -m benchmarks report                   # re-render RESULTS.md from results.json
