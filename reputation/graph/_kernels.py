@@ -74,17 +74,21 @@ def minhash_band_keys(offsets: np.ndarray, hashes: np.ndarray, mul: np.ndarray, 
 def equal_fraction(low: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:  # pragma: no cover
     """Share of equal columns of ``low[left[k]]`` and ``low[right[k]]`` for every pair ``k`` (float64)."""
     m = len(left)
-    width = low.shape[1]
     out = np.empty(m, dtype=np.float64)
     for k in prange(m):
-        a = left[k]
-        b = right[k]
-        same = 0
-        for i in range(width):
-            if low[a, i] == low[b, i]:
-                same += 1
-        out[k] = same / width
+        out[k] = _equal_share(low, left[k], right[k])
     return out
+
+
+@njit(cache=True, inline="always")
+def _equal_share(low: np.ndarray, a: int, b: int) -> float:  # pragma: no cover
+    """Share of equal values in rows ``a`` and ``b`` of ``low``."""
+    width = low.shape[1]
+    same = 0
+    for i in range(width):
+        if low[a, i] == low[b, i]:
+            same += 1
+    return same / width
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -97,17 +101,12 @@ def verify_pairs(low: np.ndarray, left: np.ndarray, right: np.ndarray, n_tokens:
     otherwise.
     """
     m = len(left)
-    width = low.shape[1]
     c = 1.0 / 256.0
     keep = np.empty(m, dtype=np.bool_)
     for k in prange(m):
         a = left[k]
         b = right[k]
-        same = 0
-        for i in range(width):
-            if low[a, i] == low[b, i]:
-                same += 1
-        est = np.float64(np.float32(min(max((same / width - c) / (1.0 - c), 0.0), 1.0)))
+        est = np.float64(np.float32(min(max((_equal_share(low, a, b) - c) / (1.0 - c), 0.0), 1.0)))
         limit = strict if min(n_tokens[a], n_tokens[b]) < short_tokens else threshold
         keep[k] = est >= limit
     return keep
