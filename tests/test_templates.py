@@ -235,20 +235,37 @@ def test_band_keys_pair_equal_bands_in_any_chunking():
     assert pairs == {(3, 10), (3, 20)}  # 10–20 is implied through the bucket root 3
 
 
-def test_compiled_minhash_and_band_keys_equal_the_numpy_reference():
-    from reputation.graph._kernels import minhash_band_keys
-    from reputation.graph.templates import _hash_family
-    rng = np.random.default_rng(5)
-    lengths = rng.integers(1, 40, size=700)
-    values = rng.integers(0, 2**64 - 1, size=int(lengths.sum()), dtype=np.uint64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    sig = _minhash(offsets[:-1], values, 32, 11)
+def _word_hash(word: str) -> int:
+    """FNV-1a 64 of the UTF-8 bytes, then Murmur3's fmix64: the word hash of minhash_texts, in Python."""
+    mask = 2**64 - 1
+    h = 0xCBF29CE484222325
+    for byte in word.encode():
+        h = ((h ^ byte) * 0x100000001B3) & mask
+    for shift, mul in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB93FE53B1A85)):
+        h = ((h ^ (h >> shift)) * mul) & mask
+    return h ^ (h >> 33)
+
+
+def test_compiled_minhash_of_texts_equals_the_numpy_reference():
+    import pyarrow as pa
+
+    from reputation.graph._kernels import minhash_texts
+    from reputation.graph.templates import _hash_family, _string_buffers
+    rng = random.Random(5)
+    vocab = ["alpha", "beta", "gamma", "délta", "0", "url", "spam", "x", "naïve", "zeta"]
+    texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 25))) for _ in range(300)]
+    data, offsets = _string_buffers(pa.array(texts, pa.large_string()))
+    pick = np.array([3, 0, 299, 17, 150], dtype=np.int64)  # any texts, written to any rows
+    rows = np.array([4, 2, 0, 1, 3], dtype=np.int64)
     mul, add = _hash_family(32, 11)
-    keys = np.empty((8, 700), dtype=np.uint64)
-    low = np.empty((700, 32), dtype=np.uint8)
-    minhash_band_keys(offsets, values, mul, add, 8, 4, keys, low)
-    assert (keys == band_keys(sig, 8, 4)).all()
-    assert (low == (sig & 0xFF)).all()
+    keys = np.zeros((8, 5), dtype=np.uint64)
+    low = np.zeros((5, 32), dtype=np.uint8)
+    minhash_texts(data, offsets, pick, rows, mul, add, 8, 4, False, keys, low)
+    hashes = [np.array([_word_hash(w) for w in texts[t].split(" ")], dtype=np.uint64) for t in pick]
+    ids = np.concatenate([np.full(len(h), i) for i, h in enumerate(hashes)])
+    sig = minhash_signatures(ids, np.concatenate(hashes), len(pick), num_perm=32, seed=11)
+    assert (keys[:, rows] == band_keys(sig, 8, 4)).all()
+    assert (low[rows] == (sig & 0xFF)).all()
 
 
 def test_lsh_pairs_equal_brute_force_bucket_stars():

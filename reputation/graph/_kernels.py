@@ -49,28 +49,6 @@ def _finish_signature(sig: np.ndarray, bands: int, rows: int, keys: np.ndarray, 
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def minhash_band_keys(offsets: np.ndarray, hashes: np.ndarray, mul: np.ndarray, add: np.ndarray,
-                      bands: int, rows: int, keys: np.ndarray, low: np.ndarray) -> None:  # pragma: no cover
-    """MinHash each text, then write its LSH band keys and the low byte of each signature value.
-
-    Text ``t`` owns ``hashes[offsets[t]:offsets[t + 1]]`` (non-empty). Signature value ``i`` is
-    ``min over shingles x of ((mul[i] * x + add[i]) mod 2^64) >> 32``; band key ``b`` mixes the
-    ``rows`` values of band ``b`` exactly as :func:`reputation.graph.templates.band_keys` does.
-    Results go to ``keys[b, t]`` (``uint64``) and ``low[t, i]`` (``uint8``).
-    """
-    n = len(offsets) - 1
-    num_perm = len(mul)
-    blocks = (n + 4095) // 4096
-    for blk in prange(blocks):  # one signature buffer per block of texts, not per text
-        sig = np.empty(num_perm, dtype=np.uint64)
-        for t in range(blk * 4096, min(n, (blk + 1) * 4096)):
-            sig[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
-            for j in range(offsets[t], offsets[t + 1]):
-                _take_min(sig, hashes[j], mul, add)
-            _finish_signature(sig, bands, rows, keys, low, t)
-
-
-@njit(cache=True, parallel=True, nogil=True)
 def equal_fraction(low: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:  # pragma: no cover
     """Share of equal columns of ``low[left[k]]`` and ``low[right[k]]`` for every pair ``k`` (float64)."""
     m = len(left)
@@ -286,9 +264,11 @@ def minhash_texts(data: np.ndarray, offsets: np.ndarray, positions: np.ndarray, 
 
     For each ``k``, text ``positions[k]`` (see :func:`text_hashes` for the layout) is split at spaces;
     each word's bytes are hashed (FNV-1a + :func:`_fmix64`), and with ``bigrams`` each pair of
-    consecutive words adds the mixed hash of the two. The signature is computed as in
-    :func:`minhash_band_keys` and written to column ``out_rows[k]`` of ``keys`` and row
-    ``out_rows[k]`` of ``low``. Every selected text must have at least one word.
+    consecutive words adds the mixed hash of the two. Signature value ``i`` is the minimum over the
+    shingle hashes ``x`` of ``((mul[i]·x + add[i]) mod 2^64) >> 32`` (the family of
+    ``reputation.graph.templates.minhash_signatures``); its band keys go to column ``out_rows[k]`` of
+    ``keys`` and its low bytes to row ``out_rows[k]`` of ``low`` (see :func:`_finish_signature`). Every
+    selected text must have at least one word.
     """
     num_perm = len(mul)
     n = len(positions)

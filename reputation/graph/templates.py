@@ -375,32 +375,15 @@ def hub_clusters(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return hub
 
 
-def cluster_sketches(keys: np.ndarray, low: np.ndarray, n_tokens: np.ndarray,
-                     params: TemplateParams) -> np.ndarray:
-    """Cluster texts from their LSH band keys and signature low bytes; return each text's label.
-
-    Steps 4–6 of the module docs: candidate pairs from equal band keys (:func:`lsh_pairs`), kept when
-    their estimated Jaccard passes the (short-text) threshold, then connected components (or hubs).
-    A text's label is the smallest text index of its cluster, so labels do not depend on row order.
-
-    Parameters
-    ----------
-    keys
-        ``(bands, n)`` band keys (:func:`band_keys`).
-    low
-        ``(n, num_perm)`` low bytes of the signatures.
-    n_tokens
-        Words per text.
-    params
-        Thresholds and clustering mode.
-    """
-    left, right = lsh_pairs(keys)
-    return cluster_pairs(keys.shape[1], left, right, low, n_tokens, params)
-
-
 def cluster_pairs(m: int, left: np.ndarray, right: np.ndarray, low: np.ndarray, n_tokens: np.ndarray,
                   params: TemplateParams) -> np.ndarray:
-    """Verify candidate pairs of ``m`` texts and cluster the kept ones (see :func:`cluster_sketches`)."""
+    """Verify candidate pairs of ``m`` texts and cluster the kept ones; return each text's label.
+
+    Steps 5–6 of the module docs: a pair is kept when its estimated Jaccard (from the signatures' low
+    bytes ``low``) passes the threshold, or the strict one when the shorter text has fewer than
+    ``short_tokens`` words (``n_tokens``); clusters are the connected components of the kept pairs
+    (label: the smallest text index of the component), or hubs (:func:`hub_clusters`).
+    """
     if m == 0:
         return np.empty(0, dtype=np.int64)
     if len(left):
