@@ -119,29 +119,31 @@ def _message_scans(config_path: str, all_columns: bool = False) -> list[str]:
     return scans
 
 
+def _timed_group_by_sender(con: Any, scans: list[str], aggregates: str, totals: str) -> tuple[tuple, float]:
+    """Run ``aggregates`` per sender over the union of ``scans``, then ``totals`` over the senders;
+    return the result row and the seconds it took."""
+    t0 = time.perf_counter()
+    row = con.execute(
+        f"SELECT count(*), {totals} FROM (SELECT sender, {aggregates} FROM "
+        f"({' UNION ALL '.join(scans)}) GROUP BY sender)"
+    ).fetchone()
+    return row, time.perf_counter() - t0
+
+
 def floor(config_path: str) -> dict[str, Any]:
     """One scan of every message file with GROUP BY sender: the floor any pipeline must pay."""
     import duckdb
 
-    scans = _message_scans(config_path)
     con = duckdb.connect()
-    t0 = time.perf_counter()
-    rows = con.execute(
-        f"SELECT count(*), sum(n) FROM (SELECT sender, count(*) AS n FROM "
-        f"({' UNION ALL '.join(scans)}) GROUP BY sender)"
-    ).fetchone()
-    seconds = time.perf_counter() - t0
+    rows, seconds = _timed_group_by_sender(con, _message_scans(config_path), "count(*) AS n", "sum(n)")
     # the same, reading every mapped column (projection pushdown lets the first query skip all but the
     # sender column of Parquet files; the pipeline cannot)
-    scans = _message_scans(config_path, all_columns=True)
-    counts = ", ".join(f"sum(n_{c}) AS n_{c}" for c in FULL_SCAN_COLUMNS)
-    inner = ", ".join(f"count({c}) AS n_{c}" for c in FULL_SCAN_COLUMNS)
-    t0 = time.perf_counter()
-    full = con.execute(
-        f"SELECT count(*), {counts} FROM (SELECT sender, {inner} FROM "
-        f"({' UNION ALL '.join(scans)}) GROUP BY sender)"
-    ).fetchone()
-    full_seconds = time.perf_counter() - t0
+    full, full_seconds = _timed_group_by_sender(
+        con,
+        _message_scans(config_path, all_columns=True),
+        ", ".join(f"count({c}) AS n_{c}" for c in FULL_SCAN_COLUMNS),
+        ", ".join(f"sum(n_{c})" for c in FULL_SCAN_COLUMNS),
+    )
     return {
         "seconds": seconds,
         "senders": int(rows[0]),
