@@ -165,8 +165,6 @@ class TemplateParams:
         at least ``short_threshold`` (near-identical), so that short generic chat cannot chain.
     bigrams
         Add word bigrams to the shingle set (stricter on word order; less tolerant of spinning).
-    chunk_texts
-        Texts per MinHash chunk (memory bound: about 8 bytes × shingles per text × chunk).
     seed
         Seed of the hash family (fixed for reproducibility).
     clustering
@@ -179,7 +177,6 @@ class TemplateParams:
     rows: int = 4
     threshold: float = 0.6
     bigrams: bool = False
-    chunk_texts: int = 500_000
     clustering: Literal["hub", "components"] = "components"
     short_tokens: int = 12
     short_threshold: float = 0.8
