@@ -152,9 +152,20 @@ class StoredTable:
     name: str
     doc: str
     columns: tuple[tuple[str, str, str], ...]  # (name, duckdb type, doc)
+    compression: tuple[tuple[str, str], ...] = ()
+    """(column, DuckDB compression method) where the automatic choice is the worse one: message bodies
+    compress to about half the size with zstd and cost about 40% less CPU to store than with the
+    dictionary + FSST DuckDB picks for short strings, and scan as fast (measured on 2M messages)."""
 
     def ddl(self) -> str:
-        cols = ",\n  ".join(f"{n} {t}" for n, t, _ in self.columns)
+        """``CREATE TABLE`` statement of the table (with any column compression it asks for).
+
+        >>> STORED_TABLES["messages"].ddl().count("USING COMPRESSION zstd")
+        1
+        """
+        method = dict(self.compression)
+        cols = ",\n  ".join(f"{n} {t}" + (f" USING COMPRESSION {method[n]}" if n in method else "")
+                             for n, t, _ in self.columns)
         return f"CREATE TABLE {self.name} (\n  {cols}\n)"
 
 
@@ -239,6 +250,7 @@ STORED_TABLES: dict[str, StoredTable] = {
                 ("source_file", "VARCHAR", "Input file the row came from."),
                 ("source_row", "BIGINT", "1-based data row in that file."),
             ),
+            compression=(("text", "zstd"),),
         ),
         StoredTable(
             "accounts",
