@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -154,21 +155,52 @@ def floor(config_path: str) -> dict[str, Any]:
     }
 
 
+def _process_cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far, all threads (DuckDB's and numba's included)."""
+    t = os.times()
+    return t.user + t.system
+
+
+class _StageCpu(logging.Handler):
+    """Process CPU seconds at each stage start (progress callback) and end (the runner's stage log line).
+
+    CPU seconds say what a stage costs even when another job shares the machine and stretches its wall
+    time; a stage's CPU above its wall seconds means both cores worked.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.started: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.last_end = 0.0
+
+    def progress(self, msg: str) -> None:
+        print(f"progress {msg}", file=sys.stderr, flush=True)
+        if " " not in msg:  # a stage name; "ingest <source>: <file>" lines are within a stage
+            self.started.setdefault(msg, _process_cpu_seconds())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("stage %s:") and record.args:
+            name = str(record.args[0])
+            self.last_end = _process_cpu_seconds()
+            if name in self.started:
+                self.cpu[name] = self.last_end - self.started[name]
+
+
 def pipeline(config_path: str, db: str) -> dict[str, Any]:
-    """Run the whole pipeline once; stages as (name, seconds, rows, peak RSS MiB)."""
+    """Run the whole pipeline once; stages as (name, seconds, CPU seconds, rows, peak RSS MiB)."""
     from benchmarks.common import quiet_logging
     from reputation.pipeline import run_pipeline
 
     quiet_logging(stage_log=True)
+    cpu = _StageCpu()
+    logging.getLogger("reputation").addHandler(cpu)
     exports = str(Path(db).with_name("exports"))
-    t0 = time.perf_counter()
-    result = run_pipeline(
-        config_path,
-        database=db,
-        exports=exports,
-        progress=lambda msg: print(f"progress {msg}", file=sys.stderr, flush=True),
-    )
+    t0, c0 = time.perf_counter(), _process_cpu_seconds()
+    result = run_pipeline(config_path, database=db, exports=exports, progress=cpu.progress)
     seconds = time.perf_counter() - t0
+    logging.getLogger("reputation").removeHandler(cpu)
+    end_cpu = _process_cpu_seconds()
     return {
         "seconds": seconds,
         "status": result.status,
@@ -176,7 +208,12 @@ def pipeline(config_path: str, db: str) -> dict[str, Any]:
         "rows_quarantined": result.rows_quarantined,
         "messages": result.tables.get("messages"),
         "accounts": result.tables.get("accounts"),
-        "stages": [{"stage": s, "seconds": t, "rows": r, "peak_rss_mib": m} for s, t, r, m in result.stages],
+        "stages": [
+            {"stage": s, "seconds": t, "cpu_seconds": cpu.cpu.get(s), "rows": r, "peak_rss_mib": m}
+            for s, t, r, m in result.stages
+        ],
+        "cpu_seconds": end_cpu - c0,
+        "publish_cpu_seconds": end_cpu - cpu.last_end,
         "peak_rss_mib": peak_rss_mib(),
         "db_bytes": Path(db).stat().st_size,
     }
@@ -407,21 +444,19 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(
             f"\nPer stage, {r['messages']:,} messages (peak RSS is the process high-water mark so far):\n"
         )
-        lines.append(
-            md_table(
-                ["stage", "seconds", "rows", "peak RSS MiB", "share of time"],
-                [
-                    [
-                        s["stage"],
-                        s["seconds"],
-                        s["rows"],
-                        s["peak_rss_mib"],
-                        s["seconds"] / r["pipeline"]["seconds"],
-                    ]
-                    for s in r["pipeline"]["stages"]
-                ],
-            )
-        )
+        stages = r["pipeline"]["stages"]
+        with_cpu = all(s.get("cpu_seconds") is not None for s in stages)  # older results lack CPU seconds
+        rows = [
+            [s["stage"], s["seconds"], *([s["cpu_seconds"]] if with_cpu else []), s["rows"], s["peak_rss_mib"],
+             s["seconds"] / r["pipeline"]["seconds"]]
+            for s in stages
+        ]
+        if with_cpu and r["pipeline"].get("publish_cpu_seconds") is not None:
+            rest = r["pipeline"]["seconds"] - sum(s["seconds"] for s in stages)
+            rows.append(["checkpoint + publish", rest, r["pipeline"]["publish_cpu_seconds"], "", "",
+                         rest / r["pipeline"]["seconds"]])
+        header = ["stage", "seconds", *(["CPU s"] if with_cpu else []), "rows", "peak RSS MiB", "share of time"]
+        lines.append(md_table(header, rows))
     krows = []
     for r in runs:
         k = r.get("kernels")
