@@ -60,8 +60,10 @@ CAVEATS = (
     "it, so its margins there are an optimistic estimate; the attack-edge experiment's honest region is "
     "real (CollegeMsg) and its spam region synthetic.",
     "Baselines use only flags and the raw interaction graph or identifiers (benchmarks/baselines.py); "
-    "they see no text, timing or cross-platform links. Several score below 0.5 ROC-AUC on generated "
-    "worlds; why was not investigated here (the baselines' owner may want to).",
+    "they see no text, timing or cross-platform links. SybilRank and SybilSCAR on every message edge score "
+    "below 0.5 on generated worlds for a known reason (a spammer's one-way messages carry its victims' "
+    "trust back to it); the `_mutual` variants run them on reciprocated conversations, the graph they "
+    "assume. Why each baseline scores as it does: the docstring of benchmarks/baselines.py.",
 )
 
 
