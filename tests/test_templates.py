@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from reputation.config import Settings
@@ -22,6 +23,7 @@ from reputation.graph.templates import (
     lsh_pairs,
     minhash_signatures,
     normalise_texts,
+    normalised_buffers,
 )
 from reputation.schema import STORED_TABLES
 
@@ -317,3 +319,18 @@ def test_gather_front_moves_selected_sketches_forward_in_place():
     want_keys, want_low = keys[:, rep].copy(), low[rep].copy()
     got_low = gather_front(keys, low, rep)
     assert (keys[:, :5] == want_keys).all() and (got_low == want_low).all()
+
+
+def test_compiled_normalisation_equals_the_regex_one_on_tricky_texts() -> None:
+    # URL prefixes cut short or followed by space, mixed case, digit runs inside words, every ASCII
+    # white-space byte and one that is not (0x1c), and non-ASCII texts (left to the regex path)
+    rng = np.random.default_rng(7)
+    pieces = [*"hHtTpPsS:/wW. 0123456789aZx\t\n\x0b\x0c\r\x1c-,!?'", "http://", "https://", "www.", "HTTPS://",
+              "http:// ", "www. ", "é", "Ünï", "\u00a0", "٣"]
+    texts = ["".join(rng.choice(pieces, rng.integers(0, 30))) for _ in range(20_000)]
+    texts += ["", "https:// x", "wwww.x", "ahttp://b c", "5http://x", "Héllo,  WÖRLD!! https://x.example/a now."]
+    arr = pa.array(texts)
+    data, offsets = normalised_buffers(arr)
+    got = [bytes(data[offsets[i]:offsets[i + 1]]).decode() for i in range(len(texts))]
+    assert got == normalise_texts(arr).to_pylist()
+    assert sum(t.isascii() for t in texts) > 5_000 and sum(not t.isascii() for t in texts) > 5_000

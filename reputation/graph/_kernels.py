@@ -295,3 +295,148 @@ def minhash_texts(data: np.ndarray, offsets: np.ndarray, positions: np.ndarray, 
                 prev = word
                 first = False
             _finish_signature(sig, bands, rows, keys, low, out_rows[k])
+
+
+@njit(cache=True, inline="always")
+def _is_space(c: np.uint8) -> bool:  # pragma: no cover
+    """ASCII white space as Unicode defines it (tab, LF, VT, FF, CR, space): what a regex ``\\s`` matches."""
+    return c == 32 or (c >= 9 and c <= 13)
+
+
+@njit(cache=True, inline="always")
+def _byte_is(data: np.ndarray, k: int, end: int, byte: int) -> bool:  # pragma: no cover
+    """``data[k] == byte`` within the text (``k < end``)."""
+    return k < end and data[k] == byte
+
+
+@njit(cache=True, inline="always")
+def _url_end(data: np.ndarray, i: int, end: int) -> int:  # pragma: no cover
+    """End of the URL match ``(https?://|www\\.)\\S+`` starting at ``i`` (compared case-blind), or -1.
+
+    As the regex does: ``https://`` is tried before ``http://`` (``s?`` is greedy), and the prefix needs
+    at least one non-space byte after it. ``| 32`` lower-cases an ASCII letter.
+    """
+    j = -1
+    if (data[i] | 32) == 104 and i + 3 < end and (data[i + 1] | 32) == 116 and (data[i + 2] | 32) == 116 \
+            and (data[i + 3] | 32) == 112:  # 'http'
+        k = i + 4
+        if k < end and (data[k] | 32) == 115 and _byte_is(data, k + 1, end, 58) and _byte_is(data, k + 2, end, 47) \
+                and _byte_is(data, k + 3, end, 47) and k + 4 < end and not _is_space(data[k + 4]):
+            j = k + 4  # https://
+        elif _byte_is(data, k, end, 58) and _byte_is(data, k + 1, end, 47) and _byte_is(data, k + 2, end, 47) \
+                and k + 3 < end and not _is_space(data[k + 3]):
+            j = k + 3  # http://
+    elif (data[i] | 32) == 119 and i + 4 < end and (data[i + 1] | 32) == 119 and (data[i + 2] | 32) == 119 \
+            and data[i + 3] == 46 and not _is_space(data[i + 4]):
+        j = i + 4  # www.
+    if j < 0:
+        return -1
+    while j < end and not _is_space(data[j]):
+        j += 1
+    return j
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def normalise_ascii(data: np.ndarray,
+                    offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Normalise every all-ASCII text exactly as ``reputation.graph.templates.normalise_texts`` does.
+
+    Lower case; a URL (``(https?://|www\\.)\\S+``) becomes the word ``url``; a run of digits becomes
+    ``0``; the words (maximal runs of letters and digits) are joined by single spaces. Texts with a byte
+    of 0x80 or more (UTF-8 beyond ASCII: Unicode case folding and letter classes) are left to the
+    caller: their output is empty and their flag in the returned mask is False.
+
+    Returns ``(out_data, out_offsets, ascii)``. The output of a text is never longer than its input
+    (a URL of at least five bytes becomes three, so there is room for the space before it), so each text
+    is first written into its own input-sized slot and the slots are then packed.
+    """
+    n = len(offsets) - 1
+    scratch = np.empty(max(len(data), 1), dtype=np.uint8)
+    lengths = np.zeros(n, dtype=np.int64)
+    ascii_ = np.zeros(n, dtype=np.bool_)
+    for t in prange(n):
+        start, end = offsets[t], offsets[t + 1]
+        ok = True
+        for i in range(start, end):
+            if data[i] >= 128:
+                ok = False
+                break
+        if not ok:
+            continue
+        ascii_[t] = True
+        w = start  # write position in scratch
+        pending = False  # a word ended: a space goes before the next one
+        i = start
+        while i < end:
+            c = data[i]
+            if c == 104 or c == 72 or c == 119 or c == 87:  # h H w W: maybe a URL
+                u = _url_end(data, i, end)
+                if u >= 0:
+                    # the URL's ' url ' always stands alone: it ends the current word
+                    if w > start:
+                        scratch[w] = 32
+                        w += 1
+                    scratch[w] = 117
+                    scratch[w + 1] = 114
+                    scratch[w + 2] = 108
+                    w += 3
+                    pending = True
+                    i = u
+                    continue
+            if c >= 48 and c <= 57:  # a digit run -> '0'
+                if pending:
+                    scratch[w] = 32
+                    w += 1
+                    pending = False
+                scratch[w] = 48
+                w += 1
+                while i < end and data[i] >= 48 and data[i] <= 57:
+                    i += 1
+                continue
+            if (c >= 97 and c <= 122) or (c >= 65 and c <= 90):
+                if pending:
+                    scratch[w] = 32
+                    w += 1
+                    pending = False
+                scratch[w] = c | np.uint8(32)
+                w += 1
+            elif w > start:
+                pending = True
+            i += 1
+        lengths[t] = w - start
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    for t in range(n):
+        out_offsets[t + 1] = out_offsets[t] + lengths[t]
+    out = np.empty(max(out_offsets[n], 1), dtype=np.uint8)
+    for t in prange(n):
+        src, dst = offsets[t], out_offsets[t]
+        for k in range(lengths[t]):
+            out[dst + k] = scratch[src + k]
+    return out, out_offsets, ascii_
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def splice_strings(data: np.ndarray, offsets: np.ndarray, other_data: np.ndarray, other_offsets: np.ndarray,
+                   at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """String buffers ``(data, offsets)`` with string ``at[k]`` replaced by string ``k`` of ``other``."""
+    n = len(offsets) - 1
+    lengths = offsets[1:] - offsets[:-1]
+    source = np.full(n, -1, dtype=np.int64)
+    for k in range(len(at)):
+        lengths[at[k]] = other_offsets[k + 1] - other_offsets[k]
+        source[at[k]] = k
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    for t in range(n):
+        out_offsets[t + 1] = out_offsets[t] + lengths[t]
+    out = np.empty(max(out_offsets[n], 1), dtype=np.uint8)
+    for t in prange(n):
+        dst = out_offsets[t]
+        if source[t] < 0:
+            src = offsets[t]
+            for i in range(lengths[t]):
+                out[dst + i] = data[src + i]
+        else:
+            src = other_offsets[source[t]]
+            for i in range(lengths[t]):
+                out[dst + i] = other_data[src + i]
+    return out, out_offsets
