@@ -310,15 +310,40 @@ def test_compiled_verification_equals_estimate_and_thresholds():
     assert (verify_pairs(low, left, right, words, 12, 0.3, 0.8) == want).all()
 
 
-def test_gather_front_moves_selected_sketches_forward_in_place():
-    from reputation.graph._kernels import gather_front
+def test_compaction_keeps_first_occurrences_in_storage_order_and_ids_by_rank():
+    from reputation.graph._kernels import compact_representatives
     rng = np.random.default_rng(9)
-    keys = rng.integers(0, 2**63, size=(4, 50), dtype=np.uint64)
-    low = rng.integers(0, 256, size=(50, 8), dtype=np.uint8)
-    rep = np.array([7, 3, 49, 0, 12])  # any order, as np.unique's representatives come
-    want_keys, want_low = keys[:, rep].copy(), low[rep].copy()
-    got_low = gather_front(keys, low, rep)
-    assert (keys[:, :5] == want_keys).all() and (got_low == want_low).all()
+    n = 400
+    keys = rng.integers(0, 2**63, size=(4, n), dtype=np.uint64)
+    low = rng.integers(0, 256, size=(n, 8), dtype=np.uint8)
+    eligible = np.sort(rng.choice(n, 300, replace=False))
+    text_hash = rng.integers(0, 60, size=300)  # many repeats
+    uniq, first, inverse = np.unique(text_hash, return_index=True, return_inverse=True)
+    rep_want = eligible[first]  # first occurrence of each distinct text, in rank (hash) order
+    before = keys.copy()
+    ids, rep, low_by_id = compact_representatives(keys, low, eligible, inverse.astype(np.int32), len(uniq))
+    assert (rep == rep_want).all() and (low_by_id == low[rep_want]).all()
+    order = np.argsort(rep_want)  # storage order of the representatives
+    assert (ids == order).all()
+    assert (keys[:, :len(uniq)] == before[:, rep_want[order]]).all()
+
+
+def test_band_roots_with_ids_equal_band_roots_of_the_permuted_keys():
+    # handing the sketches over in any column order, with their ids, gives the same roots as the
+    # sketches gathered into id order: the smallest id of each bucket
+    from reputation.graph._kernels import band_roots
+    rng = np.random.default_rng(10)
+    n = 5000
+    by_id = rng.integers(0, 300, size=(6, n)).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # collisions
+    perm = rng.permutation(n).astype(np.int32)  # column k holds id perm[k]
+    want = band_roots(np.ascontiguousarray(by_id))
+    got = band_roots(np.ascontiguousarray(by_id[:, perm]), perm)
+    assert (got == want).all()
+    for b in range(by_id.shape[0]):  # and the roots are the smallest id sharing the key
+        first = {}
+        for i in range(n):
+            first.setdefault(by_id[b, i], i)
+        assert all(want[b, i] == first[by_id[b, i]] for i in range(0, n, 97))
 
 
 def test_compiled_normalisation_equals_the_regex_one_on_tricky_texts() -> None:

@@ -91,23 +91,28 @@ def verify_pairs(low: np.ndarray, left: np.ndarray, right: np.ndarray, n_tokens:
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def band_roots(keys: np.ndarray, partition_bits: int = 8) -> np.ndarray:  # pragma: no cover
-    """Each text's bucket root (smallest text index with the same key) in every LSH band.
+def band_roots(keys: np.ndarray, ids: np.ndarray | None = None,
+               partition_bits: int = 8) -> np.ndarray:  # pragma: no cover
+    """Each text's bucket root (smallest text id with the same key) in every LSH band.
 
     Per band (bands in parallel): a radix partition on the top ``partition_bits`` bits of the key,
-    then, inside each partition, a small open-addressing hash table that fits in the CPU cache: texts
-    are inserted in index order, so the first text of each key is its bucket's root. Keys are compared
-    in full (no truncation).
+    then, inside each partition, a small open-addressing hash table that fits in the CPU cache holding
+    each key's smallest id; a second pass over the partition reads every text's root from it. Keys are
+    compared in full (no truncation).
 
     Parameters
     ----------
     keys
         ``(bands, n)`` ``uint64`` band keys (well mixed, see ``band_keys``); ``n < 2**31``.
+    ids
+        Text id of each column of ``keys`` (a permutation of ``0..n-1``, ``int32``), or None for
+        ``0..n-1``. Column order then only decides the order of memory reads, never the result: the
+        caller can hand over its sketches in storage order and still number texts as it likes.
 
     Returns
     -------
     numpy.ndarray
-        ``(bands, n)`` ``int32``: ``roots[b, t] <= t`` is the root of text ``t``'s bucket in band ``b``.
+        ``(bands, n)`` ``int32``: ``roots[b, i] <= i`` is the root of the text with id ``i`` in band ``b``.
     """
     bands, n = keys.shape
     roots = np.empty((bands, n), dtype=np.int32)
@@ -125,15 +130,15 @@ def band_roots(keys: np.ndarray, partition_bits: int = 8) -> np.ndarray:  # prag
         fill = starts[:-1].copy()
         part_key = np.empty(n, dtype=np.uint64)
         part_idx = np.empty(n, dtype=np.int32)
-        for t in range(n):  # ascending t: each partition receives its texts in index order
+        for t in range(n):
             q = key[t] >> part_shift
             part_key[fill[q]] = key[t]
-            part_idx[fill[q]] = t
+            part_idx[fill[q]] = t if ids is None else ids[t]
             fill[q] += 1
         size = 2
         while size < 2 * largest:
             size *= 2
-        table = np.empty(size, dtype=np.int64)  # position in the partition, or -1
+        table = np.empty(size, dtype=np.int64)  # position in the partition of the key's smallest id, or -1
         for q in range(parts):
             s, e = starts[q], starts[q + 1]
             if e == s:
@@ -150,12 +155,18 @@ def band_roots(keys: np.ndarray, partition_bits: int = 8) -> np.ndarray:  # prag
                     at = table[slot]
                     if at < 0:
                         table[slot] = j
-                        roots[b, part_idx[j]] = part_idx[j]
                         break
                     if part_key[at] == k:
-                        roots[b, part_idx[j]] = part_idx[at]
+                        if part_idx[j] < part_idx[at]:
+                            table[slot] = j
                         break
                     slot = (slot + np.uint64(1)) & mask
+            for j in range(s, e):
+                k = part_key[j]
+                slot = k & mask
+                while part_key[table[slot]] != k:
+                    slot = (slot + np.uint64(1)) & mask
+                roots[b, part_idx[j]] = part_idx[table[slot]]
     return roots
 
 
@@ -200,21 +211,40 @@ def distinct_row_roots(roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # p
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def gather_front(keys: np.ndarray, low: np.ndarray, rep: np.ndarray) -> np.ndarray:  # pragma: no cover
-    """Move the sketches of texts ``rep`` to the front: ``keys[:, :m] = keys[:, rep]`` band by band in
-    place (bands in parallel), and return ``low[rep]`` (rows in parallel); ``m = len(rep)``."""
-    bands = keys.shape[0]
-    m = len(rep)
-    for b in prange(bands):
+def compact_representatives(keys: np.ndarray, low: np.ndarray, eligible: np.ndarray, rank: np.ndarray,
+                            m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Keep one sketch per distinct text: its first occurrence, in storage order.
+
+    ``eligible`` are the positions (ascending) of the texts with a sketch and ``rank[e]`` the id of the
+    distinct text at ``eligible[e]`` (``0..m-1``). The band keys of each id's first occurrence are moved to
+    the front of ``keys`` in place, in storage order (streaming, band by band in parallel); their ids are
+    returned, and ``low`` is returned re-ordered by id. A gather in id order instead would read the
+    ``(bands, n)`` keys at random: about 7M × 16 cache misses at 10M messages.
+
+    Returns ``(ids, rep, low_by_id)``: ``ids[k]`` is the id of the sketch now at column ``k`` of
+    ``keys``; ``rep[i]`` the position of id ``i``'s first occurrence; ``low_by_id[i] = low[rep[i]]``.
+    """
+    seen = np.zeros(m, dtype=np.bool_)
+    take = np.empty(m, dtype=np.int64)
+    ids = np.empty(m, dtype=np.int32)
+    k = 0
+    for e in range(len(eligible)):
+        r = rank[e]
+        if not seen[r]:
+            seen[r] = True
+            take[k] = eligible[e]
+            ids[k] = r
+            k += 1
+    for b in prange(keys.shape[0]):
         row = keys[b]
-        moved = np.empty(m, dtype=row.dtype)
-        for i in range(m):
-            moved[i] = row[rep[i]]
-        row[:m] = moved
+        for i in range(m):  # take[i] >= i: a forward-moving copy in place
+            row[i] = row[take[i]]
+    rep = np.empty(m, dtype=np.int64)
     out = np.empty((m, low.shape[1]), dtype=low.dtype)
     for i in prange(m):
-        out[i] = low[rep[i]]
-    return out
+        rep[ids[i]] = take[i]
+        out[ids[i]] = low[take[i]]
+    return ids, rep, out
 
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)

@@ -76,9 +76,9 @@ from ..context import StageContext
 from ..store import comment_table
 from ._kernels import (
     band_roots,
+    compact_representatives,
     distinct_row_roots,
     equal_fraction,
-    gather_front,
     minhash_texts,
     normalise_ascii,
     splice_strings,
@@ -612,14 +612,16 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     #    row order; two texts with equal 64-bit hashes count as one): their sketches are moved to the
     #    front, band by band in place, in that order
     eligible = np.flatnonzero(words[:pos] >= params.min_tokens)
-    uniq, first, inverse = np.unique(norm_hash[eligible], return_index=True, return_inverse=True)
+    uniq, inverse = np.unique(norm_hash[eligible], return_inverse=True)
     del norm_hash
-    rep = eligible[first]  # raw position of each distinct text's representative
     m = len(uniq)
-    low = gather_front(keys, low, rep)  # compiled: keys[:, :m] = keys[:, rep] in place; low[rep]
+    # compiled: each distinct text's first sketch moved to the front of `keys` in storage order (streaming),
+    # `ids` its text id (hash rank), `rep` the raw position of each id, `low` re-ordered by id
+    ids, rep, low = compact_representatives(keys, low, eligible, inverse.astype(np.int32), m)
     keys = keys[:, :m]
     # 5.–6. candidate pairs, verification, clusters (each big array freed as soon as it is used up)
-    roots_per_band = band_roots(keys)
+    roots_per_band = band_roots(keys, ids)
+    del ids
     del keys
     left, right = distinct_row_roots(roots_per_band)
     del roots_per_band
