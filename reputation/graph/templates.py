@@ -62,6 +62,7 @@ True
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -480,41 +481,67 @@ CLUSTER_COLUMN_DOCS: dict[str, str] = {
 }
 
 
-#: SQL of a template id from its 64-bit key: 't' + 16 lower-case hex digits.
-_ID_SQL = "'t' || lpad(lower(to_hex({})), 16, '0')"
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def template_ids(keys: np.ndarray) -> pa.Array:
+    """Template ids of 64-bit template keys: ``'t'`` + 16 lower-case hex digits, built as one Arrow buffer.
+
+    (In SQL that is four string functions per row, about 0.4 µs each at 10M messages.)
+
+    >>> template_ids(np.array([255, 2**64 - 1], dtype=np.uint64)).to_pylist()
+    ['t00000000000000ff', 'tffffffffffffffff']
+    """
+    keys = np.asarray(keys, dtype=np.uint64)
+    n = len(keys)
+    chars = np.empty((n, 17), dtype=np.uint8)
+    chars[:, 0] = ord("t")
+    for i in range(16):
+        chars[:, 1 + i] = _HEX_DIGITS[(keys >> np.uint64(60 - 4 * i)) & np.uint64(15)]
+    offsets = np.arange(0, 17 * (n + 1), 17, dtype=np.int64)
+    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
+
+
+#: Columns of the three tables. Template ids are high-cardinality short strings: zstd stores them in a
+#: third of the CPU time of DuckDB's own dictionary/FSST choice (measured on 5.5M rows: 0.6 vs 1.8 s).
+_TEMPLATE_ID = "template_id VARCHAR USING COMPRESSION zstd"
+_COLUMNS = {
+    MESSAGE_TABLE: "run_id VARCHAR, platform VARCHAR, sender VARCHAR, recipient VARCHAR, channel VARCHAR, "
+                   f"sent_at TIMESTAMP, url_domain VARCHAR, {_TEMPLATE_ID}",
+    TABLE: f"run_id VARCHAR, platform VARCHAR, account VARCHAR, {_TEMPLATE_ID}, messages BIGINT, "
+           "recipients BIGINT, first_at TIMESTAMP, last_at TIMESTAMP",
+    CLUSTER_TABLE: f"run_id VARCHAR, {_TEMPLATE_ID}, texts BIGINT, messages BIGINT, senders BIGINT, "
+                   "platforms BIGINT, example VARCHAR, first_at TIMESTAMP, last_at TIMESTAMP",
+}
 
 
 def _write_template_tables(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Write ``message_templates``, ``templates`` and ``template_clusters`` from the registered
-    ``_tpl_map_view`` (raw text hash → template key, and whether the template was sent at least twice)
-    and ``_tpl_cluster_view`` (key, texts and example of every template sent at least twice).
+    ``_tpl_map_view`` (raw text hash → template id, and whether the template was sent at least twice)
+    and ``_tpl_cluster_view`` (id, texts and example of every template sent at least twice).
 
     A template sent once has one (account, template) row that needs no aggregation; only the messages
     of templates sent at least twice (``message_templates``) are grouped.
     """
     p = {"run_id": run_id}
-    # scanned several times: copy the Arrow tables into DuckDB once (parallel scans, native strings)
-    con.execute("CREATE OR REPLACE TEMP TABLE _tpl_map AS SELECT rh, tkey, repeated FROM _tpl_map_view")
+    for table, columns in _COLUMNS.items():
+        con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+    # scanned twice: copied into DuckDB once (parallel scans, native strings)
+    con.execute("CREATE OR REPLACE TEMP TABLE _tpl_map AS SELECT rh, template_id, repeated FROM _tpl_map_view")
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _tpl_x AS
-            SELECT tkey, {_ID_SQL.format("tkey")} AS template_id, texts, CAST(example AS VARCHAR) AS example
-            FROM _tpl_cluster_view"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TABLE {MESSAGE_TABLE} AS
+        f"""INSERT INTO {MESSAGE_TABLE}
             SELECT CAST($run_id AS VARCHAR) AS run_id, m.platform, m.sender, m.recipient, m.channel,
                    m.sent_at, m.url_domain, p.template_id
-            FROM messages m
-            JOIN (SELECT rh, template_id FROM _tpl_map JOIN _tpl_x USING (tkey)) p ON p.rh = hash(m.text)
-            WHERE m.text IS NOT NULL""",
+            FROM messages m JOIN _tpl_map p ON p.rh = hash(m.text)
+            WHERE m.text IS NOT NULL AND p.repeated""",
         p,
     )
     # targets are keyed as (recipient, channel-when-no-recipient): the same keys as 'r:' || recipient /
     # 'c:' || channel, without building a string per message; a message with neither has no target
     con.execute(
-        f"""CREATE OR REPLACE TABLE {TABLE} AS
+        f"""INSERT INTO {TABLE}
             SELECT CAST($run_id AS VARCHAR) AS run_id, m.platform, m.sender AS account,
-                   {_ID_SQL.format("p.tkey")} AS template_id, 1::BIGINT AS messages,
+                   p.template_id, 1::BIGINT AS messages,
                    (m.recipient IS NOT NULL OR m.channel IS NOT NULL)::BIGINT AS recipients,
                    m.sent_at AS first_at, m.sent_at AS last_at
             FROM messages m JOIN _tpl_map p ON p.rh = hash(m.text)
@@ -531,9 +558,9 @@ def _write_template_tables(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         p,
     )
     con.execute(
-        f"""CREATE OR REPLACE TABLE {CLUSTER_TABLE} AS
+        f"""INSERT INTO {CLUSTER_TABLE}
             SELECT CAST($run_id AS VARCHAR) AS run_id, t.template_id, x.texts,
-                   t.messages, t.senders, t.platforms, x.example, t.first_at, t.last_at
+                   t.messages, t.senders, t.platforms, CAST(x.example AS VARCHAR), t.first_at, t.last_at
             FROM (SELECT template_id, sum(messages)::BIGINT AS messages, sum(senders)::BIGINT AS senders,
                          count(*) AS platforms, min(first_at) AS first_at, max(last_at) AS last_at
                   -- per (template, platform) first: cheaper than count(DISTINCT platform)
@@ -542,11 +569,26 @@ def _write_template_tables(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
                         FROM {MESSAGE_TABLE}
                         GROUP BY template_id, platform)
                   GROUP BY template_id) t
-            JOIN _tpl_x x USING (template_id)""",
+            JOIN _tpl_cluster_view x USING (template_id)""",
         p,
     )
-    for table in ("_tpl_map", "_tpl_x"):
-        con.execute(f"DROP TABLE {table}")
+    con.execute("DROP TABLE _tpl_map")
+
+
+class _StepClock:
+    """Wall seconds of the stage's steps, for the stage's log line (where its time goes, at a glance)."""
+
+    def __init__(self) -> None:
+        self.laps: list[tuple[str, float]] = []
+        self.last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.laps.append((step, now - self.last))
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{step} {seconds:.1f} s" for step, seconds in self.laps)
 
 
 def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
@@ -573,6 +615,7 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     assert isinstance(params, TemplateParams)
     if params.bands * params.rows != params.num_perm:
         raise ValueError("TemplateParams: bands × rows must equal num_perm")
+    clock = _StepClock()
     # 1. distinct raw texts (many messages repeat a text verbatim), keyed by their 64-bit hash: the
     #    messages are joined back by hash(text) at the end, so nothing per message is kept meanwhile
     con.execute(
@@ -580,6 +623,7 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
            SELECT hash(text) AS rh, text, count(*) AS n FROM messages WHERE text IS NOT NULL GROUP BY text"""
     )
     n_raw = con.execute("SELECT count(*) FROM _tpl_raw").fetchall()[0][0]
+    clock.lap("distinct texts")
     # 2. normalise in chunks (compiled for ASCII texts, polars' Rust regex for the rest: the same result
     #    as the three RE2 passes of NORMALISE_SQL, many times faster), then, compiled, hash each
     #    normalised text, count its words and MinHash the ones with enough words. Of the signatures only
@@ -608,6 +652,7 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
         del data, offsets
         pos = end
     con.execute("DROP TABLE _tpl_raw")  # its memory is needed more by the clustering
+    clock.lap("normalise + sketch")
     # 3. the distinct normalised texts with enough words, in hash order (deterministic, independent of
     #    row order; two texts with equal 64-bit hashes count as one): their sketches are moved to the
     #    front, band by band in place, in that order
@@ -619,14 +664,18 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     # `ids` its text id (hash rank), `rep` the raw position of each id, `low` re-ordered by id
     ids, rep, low = compact_representatives(keys, low, eligible, inverse.astype(np.int32), m)
     keys = keys[:, :m]
+    clock.lap("dedupe")
     # 5.–6. candidate pairs, verification, clusters (each big array freed as soon as it is used up)
     roots_per_band = band_roots(keys, ids)
     del ids
     del keys
     left, right = distinct_row_roots(roots_per_band)
     del roots_per_band
+    n_candidates = len(left)
+    clock.lap("LSH buckets")
     labels = cluster_pairs(m, left, right, low, words[rep], params)
     del left, right, low
+    clock.lap("verify + cluster")
     texts_per_label = np.bincount(labels, minlength=m)
     messages_per_label = np.bincount(labels[inverse], weights=sent[eligible], minlength=m)
     # templates sent at least twice get a cluster row and per-message rows; one-off texts only their
@@ -644,12 +693,14 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
                              """).to_arrow_table()
     finally:
         con.unregister("_tpl_root_view")
-    clusters = pa.table({"tkey": root_texts.column("tkey"), "texts": root_texts.column("texts"),
+    clusters = pa.table({"template_id": template_ids(root_texts.column("tkey").to_numpy()),
+                         "texts": root_texts.column("texts"),
                          "example": normalise_texts(root_texts.column("text"))})
     del root_texts
+    clock.lap("examples")
     # raw text hash → template key (the smallest normalised-text hash of its cluster)
     text_label = labels[inverse]
-    text_map = pa.table({"rh": raw_hash[eligible], "tkey": uniq[text_label],
+    text_map = pa.table({"rh": raw_hash[eligible], "template_id": template_ids(uniq[text_label]),
                          "repeated": messages_per_label[text_label] >= 2})
     del raw_hash, labels, inverse, eligible, text_label
     con.register("_tpl_map_view", text_map)
@@ -663,5 +714,7 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     comment_table(con, MESSAGE_TABLE, MESSAGE_DOC, MESSAGE_COLUMN_DOCS)
     comment_table(con, CLUSTER_TABLE, CLUSTER_DOC, CLUSTER_COLUMN_DOCS)
     n = con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
-    ctx.info("templates: %d (account, template) rows", n)
+    clock.lap("write tables")
+    ctx.info("templates: %d (account, template) rows; %d distinct texts, %d with a sketch, %d candidate pairs, "
+             "%d templates sent at least twice; %s", n, n_raw, m, n_candidates, len(roots), clock)
     return int(n)
