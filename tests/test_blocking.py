@@ -135,3 +135,18 @@ def test_name_pair_and_digit_rules_keep_common_name_keys_blockable() -> None:
     # a cap below the key's holders drops it
     build_candidates(con, LinkageSettings(name_key_cap=3, name_pair_cap=1, name_digits_cap=1))
     assert not _pairs(con, "name_pair") and not _pairs(con, "name_digits")
+
+
+def test_campaign_name_rule_pairs_common_name_keys_inside_a_campaign() -> None:
+    accounts = [("p1", "a1", "j.dunn", "Jordan Dunn"), ("p2", "b1", "dunn_j7", None),
+                ("p1", "a2", "jdunn_x", "Jill Dunn"), ("p3", "c2", "dunn_j", None), ("p2", "b2", "jdunn", None)]
+    con = _db(accounts)
+    con.execute("CREATE TABLE campaigns (platform VARCHAR, account VARCHAR, campaign_id VARCHAR)")
+    for platform, account, campaign in [("p1", "a1", "c1"), ("p2", "b1", "c1"), ("p1", "a2", "c2"),
+                                        ("p3", "c2", "c3")]:
+        con.execute("INSERT INTO campaigns VALUES (?, ?, ?)", [platform, account, campaign])
+    prepare_accounts(con)
+    build_candidates(con, LinkageSettings(name_key_cap=3))
+    assert _pairs(con, "name_key") == set()  # dunn:j is held by five accounts: too common on its own
+    # inside campaign c1 it is rare: only its two members (different campaigns and no campaign pair nothing)
+    assert _pairs(con, "campaign_name") == {("p1:a1", "p2:b1")}

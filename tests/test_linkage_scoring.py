@@ -139,3 +139,96 @@ def test_build_links_is_deterministic(linked: duckdb.DuckDBPyConnection) -> None
     build_links(again, StageContext("run1", Settings(), T0))
     q = "SELECT * EXCLUDE (evidence), evidence::VARCHAR FROM links ORDER BY ALL"
     assert linked.sql(q).fetchall() == again.sql(q).fetchall()
+
+
+def _campaign_levels(campaigns: list[tuple[str, str]], identifiers: list[tuple[str, str]] = (),
+                     sent: tuple[int, ...] = (50, 50, 50, 50)) -> dict:
+    """Campaign level of every pair of four accounts x0..x3 (platform 'p') given campaign memberships
+    (account, campaign), shared identifiers (account, value; a value shared by two accounts) and the
+    number of messages each account sent."""
+    from reputation.linkage.blocking import LinkageSettings, prepare_accounts
+    from reputation.linkage.scoring import compute_levels, level_totals
+    from reputation.linkage.stage import linkage_settings
+
+    con = duckdb.connect()
+    for t in ("accounts", "identifiers"):
+        con.execute(STORED_TABLES[t].ddl())
+    names = ["ann", "bob", "cat", "dan"]
+    for i, n in enumerate(names):
+        con.execute("INSERT INTO accounts VALUES ('r', 'p', ?, ?, ?, NULL, NULL, NULL, true)", [f"x{i}", T0, n])
+    for account, value in identifiers:
+        con.execute("INSERT INTO identifiers VALUES ('r', 'p', ?, 'ip', ?, 1, 2)", [account, value])
+    con.execute("CREATE TABLE features (platform VARCHAR, account VARCHAR, messages_sent BIGINT, "
+                "first_at TIMESTAMP, last_at TIMESTAMP, hour_profile DOUBLE[168])")
+    for i, n in enumerate(sent):
+        con.execute("INSERT INTO features VALUES ('p', ?, ?, ?, ?, NULL)", [f"x{i}", n, T0, T0])
+    con.execute("CREATE TABLE campaigns (platform VARCHAR, account VARCHAR, campaign_id VARCHAR)")
+    for account, campaign in campaigns:
+        con.execute("INSERT INTO campaigns VALUES ('p', ?, ?)", [account, campaign])
+    prepare_accounts(con)
+    con.execute("CREATE TEMP TABLE _t_pairs AS SELECT x.aid AS a, y.aid AS b FROM _lk_accounts x "
+                "JOIN _lk_accounts y ON x.aid < y.aid")
+    compute_levels(con, "_t_pairs", "_t_levels", linkage_settings(StageContext("r", Settings(), T0)))
+    rows = con.sql("SELECT x.account, y.account, l.campaign FROM _t_levels l JOIN _lk_accounts x ON x.aid = l.a "
+                   "JOIN _lk_accounts y ON y.aid = l.b").fetchall()
+    k = [c.name for c in scoring.COMPARISONS].index("campaign")
+    totals = level_totals(con, LinkageSettings())[scoring.OFFSETS[k]:scoring.OFFSETS[k] + scoring.N_LEVELS[k]]
+    return {(a, b): lv for a, b, lv in rows}, totals
+
+
+def test_campaign_comparison_levels() -> None:
+    levels, totals = _campaign_levels([("x0", "c1"), ("x1", "c1"), ("x2", "c2")])
+    assert levels[("x0", "x1")] == 2  # same campaign
+    assert levels[("x0", "x2")] == 1  # different campaigns
+    assert levels[("x0", "x3")] == 0  # only one of the two in a campaign
+    # ... but an account that sent (almost) nothing could not have been seen in a campaign: no level
+    levels, _ = _campaign_levels([("x0", "c1"), ("x1", "c1"), ("x2", "c2")], sent=(50, 50, 50, 2))
+    assert levels[("x0", "x3")] == -1 and levels[("x0", "x2")] == 1
+    assert totals[2] == 1 and np.isnan(totals[:2]).all()  # one same-campaign pair, counted exactly
+    # A shared identifier (operator infrastructure) already carries the operator evidence: no campaign level.
+    levels, _ = _campaign_levels([("x0", "c1"), ("x1", "c1")], identifiers=[("x0", "ip1"), ("x1", "ip1")])
+    assert levels[("x0", "x1")] == -1
+    # Without campaigns every pair is "not comparable" (weight 0), so the stage runs before campaigns exist.
+    levels, totals = _campaign_levels([])
+    assert set(levels.values()) == {-1} and totals[2] == 0
+
+
+def test_exact_level_totals_replace_the_sampled_u() -> None:
+    rng = np.random.default_rng(5)
+    g_blocked, truth = _simulate(rng, 3000, 0.3)
+    g_random, _ = _simulate(rng, 20000, 0.0)
+    total = 3000 / 0.3 * 10
+    k = [c.name for c in scoring.COMPARISONS].index("campaign")
+    totals = np.full(scoring.TOTAL_LEVELS + 1, np.nan)
+    totals[scoring.OFFSETS[k] + 2] = 50.0  # the level is rarer among all pairs than the sample says
+    plain = scoring.estimate(g_blocked, g_random, truth & (rng.random(len(truth)) < 0.1), int(total))
+    exact = scoring.estimate(g_blocked, g_random, truth & (rng.random(len(truth)) < 0.1), int(total),
+                             level_totals=totals)
+    assert exact.u[k][2] < plain.u[k][2]
+    assert exact.u[k][2] <= 50.01 / (total - exact.lam * total) * (1 + 1e-9)  # (count + 0.01) / non-matches
+    assert exact.u[k].sum() == pytest.approx(1.0)
+
+
+def test_common_name_keys_have_their_own_level_counted_over_all_pairs() -> None:
+    from reputation.linkage.blocking import LinkageSettings, prepare_accounts
+    from reputation.linkage.scoring import compute_levels, level_totals
+
+    def levels(cap: int) -> tuple[set[int], float]:
+        con = duckdb.connect()
+        for t in ("accounts", "identifiers"):
+            con.execute(STORED_TABLES[t].ddl())
+        for i, (handle, name) in enumerate([("j.dunn", "Jill Dunn"), ("dunn_j7", None), ("jdunn_x", None)]):
+            con.execute("INSERT INTO accounts VALUES ('r', 'p', ?, ?, ?, ?, NULL, NULL, true)",
+                        [f"x{i}", T0, handle, name])
+        prepare_accounts(con)
+        con.execute("CREATE TEMP TABLE _t_pairs AS SELECT x.aid AS a, y.aid AS b FROM _lk_accounts x "
+                    "JOIN _lk_accounts y ON x.aid < y.aid")
+        s = LinkageSettings(name_key_cap=cap, rare_name_accounts=1)
+        compute_levels(con, "_t_pairs", "_t_levels", s)
+        k = [c.name for c in scoring.COMPARISONS].index("handle_name")
+        return ({r[0] for r in con.sql("SELECT handle_name FROM _t_levels").fetchall()},
+                level_totals(con, s)[scoring.OFFSETS[k] + 3])
+
+    # dunn:j is held by three accounts: blockable under a cap of 25, "common" (not blocked) under a cap of 2
+    assert levels(25) == ({4}, 0.0)
+    assert levels(2) == ({3}, 3.0)  # its three pairs are counted without enumerating them

@@ -39,6 +39,10 @@ Rules (in order):
 ``name_digits``
     A shared name key together with a shared handle digit group (``pena:j`` + ``1973``), for name keys
     too common for the ``name_key`` rule.
+``campaign_name``
+    Accounts in the same campaign (``campaigns``: lockstep groups of one operator) sharing a name key, however
+    common the key: the campaign is the block, so a name key too common for the ``name_key`` rule in a large
+    world (``dunn:j``) still pairs a persona's accounts inside its operator's campaign.
 ``contact_overlap``
     Added by seed-and-extend (:mod:`reputation.linkage.seed_extend`): pairs whose contacts are
     already-linked pairs.
@@ -93,7 +97,8 @@ class LinkageSettings:
     world grows, full-name pairs far more slowly. Measured on a 1M-message world (15k accounts): 6 raises
     pairwise recall 0.86 → 0.89 but costs precision 0.984 → 0.958 (4: 0.85 / 0.972), so it is off."""
     name_key_cap: int = 25
-    """Name keys (name part + initial of another part) held by more accounts are not blocking keys."""
+    """Name keys (name part + initial of another part) held by more accounts are not blocking keys (for the
+    ``campaign_name`` rule: held by more accounts of one campaign)."""
     name_pair_cap: int = 40
     """Full-name pairs (two name parts of ≥ 2 letters, e.g. ``james|pena``) held by more accounts are not
     blocking keys. Far rarer than name keys (first × last name rather than last name × initial), so the
@@ -151,8 +156,10 @@ def prepare_accounts(con: duckdb.DuckDBPyConnection) -> int:
     """Create the linkage working tables and return the number of accounts.
 
     ``_lk_accounts`` gives every (platform, account) a dense integer id ``aid`` (ordered by platform,
-    account, so deterministic), normalised handle and name keys, and the activity columns of
-    ``features`` when that table exists. ``_lk_ident`` holds the identifier hashes by ``aid``,
+    account, so deterministic), normalised handle and name keys, the activity columns of
+    ``features`` and the ``campaign`` (an integer per ``campaigns.campaign_id``, NULL if none) when those
+    tables exist.
+    ``_lk_ident`` holds the identifier hashes by ``aid``,
     ``_lk_templates`` the template sets with their account counts, ``_lk_contacts`` the undirected
     *reciprocated* direct-message contacts (real conversations; unanswered spam is no relationship),
     with each contact's degree (hubs above the degree cap are excluded later).
@@ -168,6 +175,15 @@ def prepare_accounts(con: duckdb.DuckDBPyConnection) -> int:
     )
     feat_join = "LEFT JOIN features f ON f.platform = a.platform AND f.account = a.account" if has_features \
         else ""
+    # Campaign membership as a small integer (the campaigns stage puts an account in at most one campaign;
+    # min() keeps one should a future campaigns stage allow more).
+    if _exists(con, "campaigns"):
+        camp_col = "c.campaign"
+        camp_join = ("LEFT JOIN (SELECT platform, account, dense_rank() OVER (ORDER BY campaign_id)::INTEGER "
+                     "AS campaign FROM (SELECT platform, account, min(campaign_id) AS campaign_id FROM campaigns "
+                     "GROUP BY ALL)) c ON c.platform = a.platform AND c.account = a.account")
+    else:
+        camp_col, camp_join = "NULL::INTEGER AS campaign", ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ACCOUNTS} AS
         WITH base AS (
@@ -176,9 +192,10 @@ def prepare_accounts(con: duckdb.DuckDBPyConnection) -> int:
                    nullif(regexp_replace(lower(a.handle), '[^\\pL]', '', 'g'), '') AS handle_norm,
                    nullif(trim(regexp_replace(regexp_replace(lower(a.display_name), '[^\\pL ]', ' ', 'g'),
                                               ' +', ' ', 'g')), '') AS name_clean,
-                   {feat_cols}
+                   {feat_cols}, {camp_col}
             FROM (SELECT DISTINCT ON (platform, account) * FROM accounts ORDER BY platform, account) a
             {feat_join}
+            {camp_join}
         )
         SELECT row_number() OVER (ORDER BY platform, account)::INTEGER AS aid, *,
                regexp_extract_all(handle_lower, '[0-9]{{2,}}') AS handle_digits,
@@ -416,6 +433,20 @@ def rule_name_digits(s: LinkageSettings) -> tuple[str, list]:
     """, [s.name_digits_cap]
 
 
+def rule_campaign_name(s: LinkageSettings) -> tuple[str, list]:
+    """A shared name key inside one campaign (keys held by more than ``name_key_cap`` of the campaign's
+    accounts are skipped; campaigns are small, so that is rare)."""
+    return f"""
+        WITH k AS (
+            SELECT n.aid, n.kid, a.campaign, count(*) OVER (PARTITION BY a.campaign, n.kid) AS n
+            FROM {NAME_KEYS} n JOIN {ACCOUNTS} a USING (aid) WHERE a.campaign IS NOT NULL
+        )
+        SELECT DISTINCT x.aid AS a, y.aid AS b
+        FROM k x JOIN k y ON x.campaign = y.campaign AND x.kid = y.kid AND x.aid < y.aid
+        WHERE x.n <= ?
+    """, [s.name_key_cap]
+
+
 def rule_template(s: LinkageSettings) -> tuple[str, list]:
     """Accounts sharing a rare near-duplicate text cluster."""
     return f"""
@@ -510,6 +541,7 @@ RULES: tuple[tuple[str, Callable[[LinkageSettings], tuple[str, list]]], ...] = (
     ("activity", rule_activity),
     ("name_pair", rule_name_pair),
     ("name_digits", rule_name_digits),
+    ("campaign_name", rule_campaign_name),
 )
 """Blocking rules in the order their ``new_pairs`` are counted."""
 

@@ -19,7 +19,9 @@ far below what 10^5 random pairs can without letting a level vouch for itself; u
 is the (1 − posterior)-weighted distribution over the random pairs (so the few true matches among
 random pairs do not make a shared value look common); λ = expected matches among candidates ÷ all
 pairs (blocking keeps nearly all true pairs). Known links are fixed at posterior 1 (the training
-signal). IP levels are sampled, not counted: households and offices share addresses.
+signal). IP levels are sampled, not counted: households and offices share addresses. The
+``same_campaign`` level is neither: its count over all pairs follows from the campaign sizes
+(:func:`level_totals`), so its u is that count by the same method of moments.
 
 Term-frequency adjustment: a shared identifier's level is the bucket of how many accounts share the
 value (2, ≤ 5, ≤ 20, more), so a NAT'd IP shared by hundreds of accounts gets the u of common values;
@@ -79,6 +81,10 @@ def _ident_cmp(kind: str) -> Comparison:
              ELSE -1 END""", _IDENT_LABELS)
 
 
+CAMPAIGN_INFRA_SHARE = 20
+"""The campaign comparison is not comparable for pairs sharing a rare template or an identifier held by at most
+this many accounts (the ``shared_some`` level and above); see :data:`COMPARISONS`."""
+
 COMPARISONS: tuple[Comparison, ...] = (
     _ident_cmp("email"),
     _ident_cmp("phone"),
@@ -87,18 +93,20 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("handle_name", """CASE
              WHEN (A.handle_norm IS NULL OR B.handle_norm IS NULL)
                   AND (na.aid IS NULL OR nb.aid IS NULL) THEN -1
-             WHEN A.handle_norm = B.handle_norm AND length(A.handle_norm) >= 9 THEN 8
+             WHEN A.handle_norm = B.handle_norm AND length(A.handle_norm) >= 9 THEN 9
              WHEN coalesce(ns.full_shared, 0) >= 2 AND coalesce(ks.keys_shared, 0) >= 2
-                  AND (ks.key_df <= $rare OR coalesce(ps.pair_df, $rarepair + 1) <= $rarepair) THEN 7
-             WHEN A.handle_norm = B.handle_norm THEN 6
-             WHEN coalesce(ns.full_shared, 0) >= 2 AND coalesce(ks.keys_shared, 0) >= 2 THEN 5
-             WHEN coalesce(ks.keys_shared, 0) >= 1 AND ks.key_df <= $rare THEN 4
+                  AND (ks.key_df <= $rare OR coalesce(ps.pair_df, $rarepair + 1) <= $rarepair) THEN 8
+             WHEN A.handle_norm = B.handle_norm THEN 7
+             WHEN coalesce(ns.full_shared, 0) >= 2 AND coalesce(ks.keys_shared, 0) >= 2 THEN 6
+             WHEN coalesce(ks.keys_shared, 0) >= 1 AND ks.key_df <= $rare THEN 5
+             WHEN coalesce(ks.keys_shared, 0) >= 1 AND ks.key_df <= $keycap THEN 4
              WHEN coalesce(ks.keys_shared, 0) >= 1 THEN 3
              WHEN coalesce(ns.full_shared, 0) >= 1 THEN 2
              WHEN jaro_winkler_similarity(A.handle_norm, B.handle_norm) >= 0.85 THEN 1
-             ELSE 0 END""", {8: "handle_equal_long", 7: "first_and_last_rare", 6: "handle_equal_short",
-                             5: "first_and_last", 4: "part_and_initial_rare", 3: "part_and_initial",
-                             2: "one_part", 1: "similar_handle", 0: "different"}),
+             ELSE 0 END""", {9: "handle_equal_long", 8: "first_and_last_rare", 7: "handle_equal_short",
+                             6: "first_and_last", 5: "part_and_initial_rare", 4: "part_and_initial",
+                             3: "part_and_initial_common", 2: "one_part", 1: "similar_handle",
+                             0: "different"}),
     Comparison("handle_digits", """CASE WHEN len(A.handle_digits) = 0 OR len(B.handle_digits) = 0
                   OR A.handle_digits IS NULL OR B.handle_digits IS NULL THEN -1
              WHEN len(list_intersect(A.handle_digits, B.handle_digits)) > 0 THEN 1
@@ -108,6 +116,15 @@ COMPARISONS: tuple[Comparison, ...] = (
              WHEN ts.shared_w / (ta.w + tb.w - ts.shared_w) >= 0.5 THEN 3
              WHEN ts.shared_w / (ta.w + tb.w - ts.shared_w) >= 0.15 THEN 2
              ELSE 1 END""", {3: "jaccard_0.5", 2: "jaccard_0.15", 1: "some_shared", 0: "none_shared"}),
+    Comparison("campaign", f"""CASE WHEN A.campaign IS NULL AND B.campaign IS NULL THEN -1
+             WHEN coalesce(ts.shared_w, 0) > 0
+                  OR least(idw.email_share, idw.phone_share, idw.device_share, idw.ip_share)
+                     <= {CAMPAIGN_INFRA_SHARE} THEN -1
+             WHEN (A.campaign IS NULL AND coalesce(A.messages_sent, 0) < $actmin)
+                  OR (B.campaign IS NULL AND coalesce(B.messages_sent, 0) < $actmin) THEN -1
+             WHEN A.campaign IS NULL OR B.campaign IS NULL THEN 0
+             WHEN A.campaign <> B.campaign THEN 1
+             ELSE 2 END""", {2: "same_campaign", 1: "different_campaigns", 0: "one_in_campaign"}),
     Comparison("activity", "p.activity", {3: "cosine_0.95", 2: "cosine_0.85", 1: "cosine_0.6", 0: "dissimilar"}),
     Comparison("contacts", """CASE WHEN ca.n IS NULL OR cb.n IS NULL THEN -1
              WHEN coalesce(cs.shared, 0) = 0 THEN 0
@@ -132,7 +149,22 @@ COMPARISONS: tuple[Comparison, ...] = (
              WHEN B.first_at > A.last_at OR A.first_at > B.last_at THEN 1
              ELSE 0 END""", {2: "successor", 1: "sequential", 0: "overlapping"}),
 )
-"""The comparisons of the model, in column order of the level matrix."""
+"""The comparisons of the model, in column order of the level matrix.
+
+``campaign`` compares the accounts' campaigns (lockstep groups of one operator, from the campaigns stage):
+both in the same one, in different ones, or only one in any. A persona's accounts on several platforms and
+its re-registrations send its operator's campaigns, so "same campaign" is what separates them from the
+namesakes that share their handle pattern in a large world (name similarity alone no longer beats the prior
+there). Campaign membership, a shared rare template and shared operator infrastructure (proxy IPs, bot
+devices) are one piece of evidence seen three ways: among *different* people they occur together (personas
+of one operator share all three), so adding their weights would count the operator three times and link
+an operator's personas to each other. The campaign comparison is therefore only made where the other two
+say nothing: it is not comparable (-1) for a pair that shares a rare template or an identifier held by at
+most :data:`CAMPAIGN_INFRA_SHARE` accounts, or when neither account is in a campaign. Nor is it when an
+account outside every campaign sent fewer than ``activity_min_messages`` messages: a silent account (a
+persona's re-registration that has not started yet) could not have been seen acting in lockstep, so its
+missing campaign says nothing.
+"""
 
 N_LEVELS = [max(c.labels) + 1 for c in COMPARISONS]
 KNOWN_INDEX = [c.name for c in COMPARISONS].index("known_link")
@@ -172,10 +204,11 @@ def static_sql(pairs: str, by_pair: bool = False, name_pairs: bool = True) -> st
 
     ``pairs`` must hold distinct ``(a, b, activity)`` rows: the activity level is computed in numpy
     (:func:`activity_levels`) because joining two 168-value profiles onto every pair costs more than
-    all the other comparisons together. Named parameter ``$tcap``, ``$rare``. ``by_pair`` computes the
-    shared templates from the pairs' template lists (cheaper for a few pairs) instead of joining every
-    rare template's accounts (cheaper for millions of pairs). ``name_pairs=False`` skips the full-name
-    pair join (``$rarepair`` is then unused: the ``first_and_last_rare`` level rests on name keys only).
+    all the other comparisons together. Named parameters ``$tcap``, ``$rare``, ``$actmin``, ``$keycap``.
+    ``by_pair`` computes the shared templates from the pairs' template lists (cheaper for a few pairs)
+    instead of joining every rare template's accounts (cheaper for millions of pairs).
+    ``name_pairs=False`` skips the full-name pair join (``$rarepair`` is then unused: the
+    ``first_and_last_rare`` level rests on name keys only).
     """
     tshared = _TSHARED_BY_PAIR if by_pair else _TSHARED_BY_TEMPLATE
     pshared = f"""
@@ -216,7 +249,8 @@ def static_sql(pairs: str, by_pair: bool = False, name_pairs: bool = True) -> st
         GROUP BY ALL
     ),
     pshared AS ({pshared}),
-    acc AS (SELECT aid, platform, handle_norm, handle_digits, created_at, first_at, last_at FROM {ACCOUNTS})
+    acc AS (SELECT aid, platform, handle_norm, handle_digits, created_at, first_at, last_at, campaign,
+                   messages_sent FROM {ACCOUNTS})
     SELECT p.a, p.b,
       {levels}
     FROM p
@@ -328,7 +362,8 @@ def compute_levels(con: duckdb.DuckDBPyConnection, pairs: str, out: str, setting
         sql = static_sql("_lk_new_pairs", by_pair, settings.rare_pair_accounts > 0)
         con.execute(f"INSERT INTO {STATIC_LEVELS} {sql}",
                     {"tcap": settings.template_compare_cap, "rare": settings.rare_name_accounts,
-                     "rarepair": settings.rare_pair_accounts})
+                     "rarepair": settings.rare_pair_accounts, "actmin": settings.activity_min_messages,
+                     "keycap": settings.name_key_cap})
         con.unregister("_lk_new_pairs")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {comparison_sql(pairs)} ORDER BY a, b",
                 {"cap": settings.contact_degree_cap})
@@ -434,10 +469,25 @@ def _known_link_dist(m: np.ndarray, n_random: int) -> tuple[np.ndarray, np.ndarr
 
 
 EVIDENCE_GROUPS = {"contacts": "contacts", "contact_match": "contacts", "handle_digits": "handle",
-                   "handle_name": "handle"}
+                   "handle_name": "handle", "template": "operator", "campaign": "operator"}
 """Comparisons that read the same evidence; the m-step leaves a whole group out (see estimate)."""
 _GROUP_OF = [EVIDENCE_GROUPS.get(c.name, c.name) for c in COMPARISONS]
 _GROUP_MEMBERS = {g: [k for k, x in enumerate(_GROUP_OF) if x == g] for g in dict.fromkeys(_GROUP_OF)}
+FULL_POSTERIOR = ("campaign",)
+"""Comparisons whose m the m-step estimates with the full posterior (plain EM), not the leave-group-out one.
+
+The leave-out guards against a level vouching for itself by shrinking its own u or raising its own m
+until a cluster of correlated non-matches becomes the match class. The campaign comparison's strong level
+cannot do that: its u is the exact same-campaign pair count (:func:`level_totals`), not a sample or a count
+over the candidates, and the personas of one operator, the correlated non-matches it could capture, mostly
+share a rare template or operator infrastructure and so are not comparable on it. What the leave-out costs
+it is large: without the campaign, the many namesake pairs that rest on handle similarity alone sit near
+posterior 0.5 in a large world, and since those are mostly a spammer and an honest account, or spammers of
+different operators, they would make "one in a campaign" and "different campaigns" look like what matches
+usually show. Measured on a 147,000-account generated world: m of "one in a campaign" 0.47 with the
+leave-out, 0.003 with the full posterior, against 0.01 for the truly same-person candidate pairs (a
+15,000-account world: 0.009 against 0.02)."""
+_FULL_POSTERIOR = [k for k, c in enumerate(COMPARISONS) if c.name in FULL_POSTERIOR]
 
 
 def _leave_group_out(lw: np.ndarray, total: np.ndarray, fixed: np.ndarray) -> np.ndarray:
@@ -454,6 +504,10 @@ def _leave_group_out(lw: np.ndarray, total: np.ndarray, fixed: np.ndarray) -> np
         p = probability(total - lw[:, ks].sum(axis=1))
         p[fixed] = 1.0
         out[:, ks] = p[:, None]
+    if _FULL_POSTERIOR:  # see FULL_POSTERIOR
+        p = probability(total)
+        p[fixed] = 1.0
+        out[:, _FULL_POSTERIOR] = p[:, None]
     return out
 
 
@@ -474,11 +528,14 @@ def _m_step(idx: np.ndarray, p_loo: np.ndarray, pseudo: float = 0.01,
 
 COMPLETE_LEVELS: dict[str, tuple[int, ...]] = {
     "email": (4, 3), "phone": (4, 3), "device": (4, 3),
-    "handle_name": (8, 7, 6, 5, 4, 3),
+    "handle_name": (9, 8, 7, 6, 5, 4),
 }
 """Levels whose pairs the blocking rules propose (nearly) all of: shared e-mail / phone / device held by
-≤ 5 accounts (identifier rule), equal normalised handles (handle rule) and shared name keys (name_key
-rule). Their u is counted over the candidates instead of sampled (see :func:`_u_step`)."""
+≤ 5 accounts (identifier rule), equal normalised handles (handle rule) and shared name keys held by at most
+``name_key_cap`` accounts (name_key rule). Their u is counted over the candidates instead of sampled (see
+:func:`_u_step`). A shared name key held by more accounts (``part_and_initial_common``) is not blocked, so
+counting it over the candidates would see a sliver of its pairs and make it look rare: its count comes
+from :func:`level_totals` instead."""
 _COMPLETE = np.zeros(TOTAL_LEVELS + 1, dtype=bool)
 for _k, _c in enumerate(COMPARISONS):
     for _level in COMPLETE_LEVELS.get(_c.name, ()):
@@ -487,7 +544,7 @@ for _k, _c in enumerate(COMPARISONS):
 
 def _u_step(idx_b: np.ndarray, w_b: np.ndarray | None, idx_r: np.ndarray, w_r: np.ndarray,
             all_pairs: float, pseudo: float = 0.5, m: list[np.ndarray] | None = None,
-            matches: float = 0.0) -> list[np.ndarray]:
+            matches: float = 0.0, totals: np.ndarray | None = None) -> list[np.ndarray]:
     """u of every comparison level.
 
     Levels in :data:`COMPLETE_LEVELS` occur (almost) only among the candidates, so their u is counted,
@@ -499,6 +556,10 @@ def _u_step(idx_b: np.ndarray, w_b: np.ndarray | None, idx_r: np.ndarray, w_r: n
     like matches → u shrinks → they look more like matches; namesakes then become one person). The
     other levels share the remaining probability in proportion to the (non-match-weighted) random-pair
     sample ``w_r``. ``w_b`` weights candidate pairs (None: all 1).
+
+    ``totals`` (one entry per level of the concatenated level vector, NaN = unknown) gives, for levels
+    whose number of pairs among *all* account pairs is known without enumerating them (pairs in the same
+    campaign: Σ n_c (n_c − 1) / 2), that count; it takes the place of the candidate count n_l above.
     """
     k = idx_b.shape[1]
     counts = np.zeros(TOTAL_LEVELS + 1)
@@ -506,7 +567,11 @@ def _u_step(idx_b: np.ndarray, w_b: np.ndarray | None, idx_r: np.ndarray, w_r: n
         counts += np.bincount(idx_b[:, j], weights=None if w_b is None else w_b[:, j],
                               minlength=TOTAL_LEVELS + 1)
     rand = np.bincount(idx_r.ravel(), weights=np.repeat(w_r, k), minlength=TOTAL_LEVELS + 1)
-    complete = _COMPLETE[:TOTAL_LEVELS]
+    complete = _COMPLETE[:TOTAL_LEVELS].copy()
+    if totals is not None:
+        known = ~np.isnan(totals[:TOTAL_LEVELS])
+        counts[:TOTAL_LEVELS][known] = totals[:TOTAL_LEVELS][known]
+        complete |= known
     non_matches = max(all_pairs - matches, 1.0)
     out = []
     for j in range(k):
@@ -544,7 +609,7 @@ def compress_patterns(g: np.ndarray, flag: np.ndarray | None = None
 
 
 def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarray, total_pairs: int,
-             max_iter: int = 40, tol: float = 1e-5) -> FSModel:
+             max_iter: int = 40, tol: float = 1e-5, level_totals: np.ndarray | None = None) -> FSModel:
     """Fit m, u and λ by expectation–maximisation (see the module docstring).
 
     Runs over the distinct level patterns weighted by their counts (:func:`compress_patterns`), which
@@ -556,6 +621,8 @@ def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarra
     g_random : the same for random pairs (estimates u).
     fixed_match : bool array over candidate pairs; True = known link, posterior fixed at 1.
     total_pairs : number of all account pairs, N (N − 1) / 2 (scales λ).
+    level_totals : optional exact level counts over all pairs (see :func:`_u_step` and
+        :func:`level_totals`).
     """
     assert max(N_LEVELS) <= 15 and len(N_LEVELS) <= 15
     n_random = len(g_random)
@@ -565,7 +632,7 @@ def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarra
     idx_b, idx_r = flat_index(g_blocked), flat_index(g_random)
     w_count = np.broadcast_to(cnt_b[:, None], idx_b.shape)
     # u starts from raw counts (complete levels) and the random pairs; m from the known links.
-    u = _u_step(idx_b, w_count, idx_r, cnt_r, max(total_pairs, 1))
+    u = _u_step(idx_b, w_count, idx_r, cnt_r, max(total_pairs, 1), totals=level_totals)
     n_fixed = float(cnt_b[fixed_match].sum())
     if n_fixed >= 10:
         # start from the level distribution of the known same-person pairs (anchors the match class)
@@ -586,7 +653,7 @@ def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarra
         p_loo = _leave_group_out(lw, total, fixed_match)
         m = _m_step(idx_b, p_loo, count=cnt_b)
         u = _u_step(idx_b, w_count, idx_r, (1.0 - pr) * cnt_r, max(total_pairs, 1), m=m,
-                    matches=float((p * cnt_b).sum()))
+                    matches=float((p * cnt_b).sum()), totals=level_totals)
         m[KNOWN_INDEX], u[KNOWN_INDEX] = _known_link_dist(m[KNOWN_INDEX], n_random)
         lam = float(np.clip((p * cnt_b).sum() / max(total_pairs, 1), 1e-12, 0.5))
         model = FSModel(m, u, lam, iterations=it)
@@ -595,6 +662,31 @@ def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarra
             break
         p_prev = p
     return model
+
+
+def level_totals(con: duckdb.DuckDBPyConnection, settings: LinkageSettings) -> np.ndarray:
+    """Levels whose count over all account pairs follows from group sizes (NaN elsewhere), for :func:`estimate`.
+
+    - ``campaign`` ``same_campaign``: pairs of accounts in one campaign, Σ n_c (n_c − 1) / 2 over campaigns
+      (an upper bound: the level also excludes pairs sharing a rare template or identifier). Sampling it
+      would not do: a few tens of thousands of same-campaign pairs among 10^10 give 100,000 random pairs
+      a handful of hits, and the weight of the level would swing by bits from one sample to the next.
+    - ``handle_name`` ``part_and_initial_common``: pairs sharing a name key held by more than
+      ``name_key_cap`` accounts, Σ n_k (n_k − 1) / 2 over those keys (an upper bound: a pair sharing two
+      such keys counts twice, and pairs at the higher name levels are in it). Blocking skips these keys,
+      so the candidates hold only the few such pairs another rule proposed.
+    """
+    out = np.full(TOTAL_LEVELS + 1, np.nan)
+    names = [c.name for c in COMPARISONS]
+    same = con.execute(f"SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM "
+                       f"(SELECT count(*) AS n FROM {ACCOUNTS} WHERE campaign IS NOT NULL GROUP BY campaign)"
+                       ).fetchall()[0][0]
+    out[OFFSETS[names.index("campaign")] + 2] = float(same)
+    common = con.execute(f"SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM "
+                         f"(SELECT any_value(accounts_with) AS n FROM {NAME_KEYS} GROUP BY kid) WHERE n > ?",
+                         [settings.name_key_cap]).fetchall()[0][0]
+    out[OFFSETS[names.index("handle_name")] + 3] = float(common)
+    return out
 
 
 def model_rows(model: FSModel) -> list[tuple[str, str, int, float, float, float]]:

@@ -40,6 +40,7 @@ from .scoring import (
     estimate,
     forget_profiles,
     level_matrix,
+    level_totals,
     model_rows,
     probability,
     sample_random_pairs,
@@ -73,7 +74,7 @@ def _score_round(con: duckdb.DuckDBPyConnection, s: LinkageSettings, n_accounts:
     kkey = np.asarray(known["a"], dtype=np.int64) * (n_accounts + 1) + np.asarray(known["b"], dtype=np.int64)
     fixed = np.isin(key, kkey)
     total = n_accounts * (n_accounts - 1) // 2
-    model = estimate(g, gr, fixed, total, max_iter=s.em_iterations)
+    model = estimate(g, gr, fixed, total, max_iter=s.em_iterations, level_totals=level_totals(con, s))
     # weights per distinct level pattern, spread to the pairs (millions of pairs, thousands of patterns)
     pat, _, _, inverse = compress_patterns(g)
     lw = model.level_weights(pat)
