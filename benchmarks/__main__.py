@@ -22,7 +22,7 @@ Suites (``--suites``, comma-separated; default all):
   synthetic spam region joined by N attack edges; ROC-AUC of the engine and every baseline vs N
   (``benchmarks/attack_edges.png``).
 - ``perf`` (:mod:`benchmarks.perf`, :mod:`benchmarks.kernels`): the whole pipeline on 5-platform worlds
-  (quick: 200k messages; full: 1M, 10M, 30M), wall time and peak RSS per stage, each run in a fresh
+  (quick: 200k messages; full: 1M, 10M, 30M), wall time, CPU seconds and peak RSS per stage, each run in a fresh
   process; the floor (one DuckDB scan + GROUP BY sender of the same files); the propagation kernel vs raw
   scipy.sparse mat-vecs, networkx and igraph personalised PageRank (``benchmarks/perf_scaling.png``).
 
