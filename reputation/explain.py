@@ -119,18 +119,26 @@ def explain(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> dict
                            "reasons": _loads(head["reasons"]) or []}
     out["contributions"] = {}
     if table_exists(con, "account_evidence"):
+        # c_graph includes the vouch (directed clean evidence), shown as a line of its own; databases
+        # written before the vouch existed have no c_vouch column
+        has_vouch = bool(con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'account_evidence' "
+                                     "AND column_name = 'c_vouch'").fetchone()[0])
+        graph = "c_graph - c_vouch AS graph, c_vouch AS vouch, vouch AS vouch_noisy_or" if has_vouch else \
+            "c_graph AS graph, NULL AS vouch, NULL AS vouch_noisy_or"
         ev = _rows(con, "SELECT c_base AS base, c_direct AS direct_flag, c_identity AS identity_flag, "
-                        "c_campaign AS campaign_flag, c_behaviour AS behaviour, c_graph AS graph, logit AS total, "
+                        f"c_campaign AS campaign_flag, c_behaviour AS behaviour, {graph}, logit AS total, "
                         "direct_evidence, identity_carry, campaign_carry, behaviour AS behaviour_prior_logodds, "
                         "graph_push_cobehaviour, graph_push_conversation "
                         "FROM account_evidence WHERE platform = ? AND account = ?", key)
         if ev:
             e = ev[0]
-            out["contributions"] = {k: e[k] for k in ("base", "direct_flag", "identity_flag", "campaign_flag",
-                                                      "behaviour", "graph", "total")}
+            kinds = ("base", "direct_flag", "identity_flag", "campaign_flag", "behaviour", "graph",
+                     *(("vouch",) if has_vouch else ()), "total")
+            out["contributions"] = {k: e[k] for k in kinds}
             out["evidence"] = {k: e[k] for k in ("direct_evidence", "identity_carry", "campaign_carry",
                                                  "behaviour_prior_logodds", "graph_push_cobehaviour",
-                                                 "graph_push_conversation")}
+                                                 "graph_push_conversation",
+                                                 *(("vouch_noisy_or",) if has_vouch else ()))}
     out["propagated"] = out["contributions"].get("graph")
     out["direct_flags"] = _rows(con, "SELECT label, flagged_at, source, confidence FROM flags "
                                      "WHERE platform = ? AND account = ? ORDER BY flagged_at DESC NULLS LAST, "

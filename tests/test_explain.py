@@ -111,3 +111,4 @@ def test_review_queue_picks_high_score_with_conversations() -> None:
                      ).fetchall()
     # Spammers (one-way contacts) never qualify; the talker does.
     assert rows == [("alpha", "h20", 6)]  # h19, h21 (ring), bulk, h10-h12
+

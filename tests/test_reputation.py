@@ -378,3 +378,14 @@ def test_reasons_text_and_flagged_on_follow_the_contribution_order(scored: duckd
             if part["kind"] in ("direct_flag", "identity_flag", "campaign_flag"):
                 assert phrase.endswith(part["source_platform"])
     assert multi > 0
+
+
+def test_behaviour_alone_claims_no_more_than_one_flag(scored: duckdb.DuckDBPyConnection) -> None:
+    from scipy.special import expit, logit
+
+    from reputation.scoring.stage import MAX_BEHAVIOUR_P, MAX_FLAG_LOGODDS, MIN_BEHAVIOUR_P
+
+    assert expit(MAX_FLAG_LOGODDS) + 1e-12 >= MAX_BEHAVIOUR_P
+    lo, hi = scored.execute("SELECT min(c_base + c_behaviour), max(c_base + c_behaviour) FROM account_evidence"
+                            ).fetchall()[0]
+    assert hi <= logit(MAX_BEHAVIOUR_P) + 1e-9 and lo >= logit(MIN_BEHAVIOUR_P) - 1e-9

@@ -26,7 +26,8 @@ pulled from DuckDB; the text and JSON assembly is SQL.
    for the unlabelled spammers following Elkan & Noto (KDD 2008): ``P(spam | x) = g / c`` with
    ``c = P(flagged | spam)`` estimated as the mean ``g`` of the spam-flagged accounts; a smooth cap keeps
    it below 1 and strictly increasing (:func:`pu_probability`), and it is bounded to
-   [1 − MAX_BEHAVIOUR_P, MAX_BEHAVIOUR_P]. An account that never sent anything has no behaviour to
+   [MIN_BEHAVIOUR_P, MAX_BEHAVIOUR_P]: on the spam side no more than one flag claims (the correction
+   saturates there), on the clean side 99.9%. An account that never sent anything has no behaviour to
    judge: its behavioural term is 0 (silent accounts are never flagged, which the prior would otherwise
    misread as honesty).
 4. **Graph propagation** (:mod:`reputation.scoring.propagation`): each account's local belief (steps
@@ -40,8 +41,21 @@ pulled from DuckDB; the text and JSON assembly is SQL.
    the account's own echo, rescaled by (1 − ρ)/ρ so that a neighbourhood of uniform belief q pushes q,
    is read as flag evidence of strength 2·push: fully when spammy (``GRAPH_WEIGHT``), weakly when clean
    (``GRAPH_CLEAN_WEIGHT``), because spammers talk to honest people too.
-5. **Score, confidence, verdict.** ``score = expit(total log-odds)``; ``confidence = 1 − Π(1 − s_k)``
-   over the strengths ``s_k`` of the pieces of evidence (own flag |d|, carries, graph push, and the
+5. **Vouching** (directed, clean only): a direct message is evidence about its *recipient* that a
+   spammer cannot forge — it cannot make honest people write to it, bar a rare reply — so messages
+   received from credible clean accounts vouch for an account (as in TrustRank / the trust half of
+   BadRank; never the reverse: receiving spam taints no one). A sender's credibility
+   (:func:`voucher_credibility`) is its own clean belief (step 4's ``q̂``) capped by its *trust*: the
+   strongest chain of messages reaching it from a clean-flagged account, discounted ``TRUST_HOP_DECAY``
+   per hop, every link of which looks clean — so a ring of fresh accounts writing to each other vouches
+   for nobody (no trust enters it but honest replies). ``vouch = −noisy-or over senders of
+   VOUCH_WEIGHT · min(messages, VOUCH_FULL_MESSAGES)/VOUCH_FULL_MESSAGES · credibility``, read as a
+   carried clean flag (:func:`vouch_logodds`). It says the account is real and known, which answers the
+   behavioural prior (does it act like a fake?) but not co-behaviour: it is discounted by the
+   co-behaviour spam evidence (identity / campaign spam carry, co-behaviour push: a compromised account
+   is real and known too) and cancels at most the positive behavioural term.
+6. **Score, confidence, verdict.** ``score = expit(total log-odds)``; ``confidence = 1 − Π(1 − s_k)``
+   over the strengths ``s_k`` of the pieces of evidence (own flag |d|, carries, graph push, vouch, and the
    behavioural prior in proportion to how much the account did); ``unknown`` when confidence is below
    ``verdict.min_confidence``, else spam / suspicious / clean by the score thresholds. Overrides set score
    1 or 0, confidence 1, and the override's verdict, and are listed first in the reasons.
@@ -92,8 +106,24 @@ IDENTITY_STRENGTH = 2.0
 GRAPH_WEIGHT = 2.0
 #: Weight of a clean neighbour belief: honest contacts are weak evidence (spammers write to honest people).
 GRAPH_CLEAN_WEIGHT = 0.25
-#: Bound of the calibrated behavioural probability: behaviour alone never claims more than 99.9%.
-MAX_BEHAVIOUR_P = 0.999
+#: Weight of one credible sender's vouch, read like a carried clean flag (an identity mate counts 1, a
+#: campaign mate 0.7): a message is a lighter tie than either.
+VOUCH_WEIGHT = 0.5
+#: Direct messages from one sender at which its vouch has full weight: one reply ("who is this?") is a
+#: third of a vouch, as a single reply is a third of a reciprocated edge in propagation.
+VOUCH_FULL_MESSAGES = 3
+#: Discount per message hop of the trust that makes a voucher credible (trust fades along a chain).
+TRUST_HOP_DECAY = 0.9
+#: Hops of the trust chain followed at most (it stops earlier when nothing changes).
+TRUST_MAX_HOPS = 50
+#: Upper bound of the calibrated behavioural probability: behaviour alone never claims more than one flag
+#: does (MAX_FLAG_LOGODDS = logit(0.99)). The PU correction saturates (every account at least as flag-like as
+#: the flagged spammers gets g/c ≥ 1, i.e. p ≈ 1), so without this bound an extreme but honest sender (a
+#: newsletter, a never-answered broadcaster) would claim near-certainty that no vouch or graph push can answer.
+MAX_BEHAVIOUR_P = 0.99
+#: Lower bound: the clean side is estimated from the many unflagged accounts and does not saturate; behaviour
+#: alone never claims more than 99.9% honesty.
+MIN_BEHAVIOUR_P = 0.001
 #: Edge kinds of the two propagation graphs.
 GRAPH_FAMILIES = {"cobehaviour": ("campaign", "template", "identity"), "conversation": ("reciprocated",)}
 #: Share of spam accounts assumed when the flags teach nothing (no spam flags, or no features).
@@ -133,6 +163,14 @@ LEFT JOIN pair_links l2 ON l2.pa = y.platform AND l2.aa = y.account AND l2.pb = 
 IDENTITY_PAIRS_NO_LINKS_SQL = """
 SELECT x.idx AS i, y.idx AS j, x.membership * y.membership AS w
 FROM acc_index x JOIN acc_index y ON x.identity_id = y.identity_id AND x.idx <> y.idx
+"""
+
+VOUCH_PAIRS_SQL = """
+SELECT b.idx AS i, a.idx AS j, least(i.messages, $full)::DOUBLE / $full AS w
+FROM interactions i
+JOIN acc_index a ON a.platform = i.platform AND a.account = i.sender
+JOIN acc_index b ON b.platform = i.platform AND b.account = i.recipient
+WHERE i.kind = 'direct' AND a.idx <> b.idx
 """
 
 CAMPAIGN_PAIRS_SQL = """
@@ -206,6 +244,64 @@ def pu_probability(g: np.ndarray, c: float) -> np.ndarray:
     r = np.asarray(g, dtype=np.float64) / c
     p = r / np.power(1.0 + np.power(r, SOFT_CAP_POWER), 1.0 / SOFT_CAP_POWER)
     return np.clip(p, 1e-9, 1 - 1e-9)
+
+
+def voucher_credibility(clean: np.ndarray, seed: np.ndarray, pairs: tuple[np.ndarray, ...], n: int) -> np.ndarray:
+    """How far (0..1) each account can vouch for the accounts it writes to: clean *and* reached by trust.
+
+    ``clean`` is the account's own clean belief in 0..1 (behaviour included: it can be faked), ``seed``
+    its flag-grounded clean evidence (own and carried clean flags: an analyst's word, which it cannot).
+    Credibility is ``cred_i = min(clean_i, t_i)`` with the trust ``t_i = max(seed_i, max_j TRUST_HOP_DECAY ·
+    w_ij · cred_j)`` over the senders j that wrote to i (``pairs`` = (recipient i, sender j, w in 0..1)):
+    the strongest chain of messages from a clean-flagged account, every link of which looks clean itself
+    (a widest path, so a ring of accounts cannot amplify trust by writing to each other: none of them
+    exceeds the trust that entered the ring, and only honest accounts' messages carry it in).
+
+    Example
+    -------
+    >>> pairs = (np.array([1, 2, 3]), np.array([0, 1, 2]), np.array([1.0, 1.0, 1.0]))  # 0 → 1 → 2 → 3
+    >>> [round(float(x), 3) for x in voucher_credibility(np.array([1.0, 1.0, 0.0, 1.0]),
+    ...                                                  np.array([1.0, 0.0, 0.0, 0.0]), pairs, 4)]
+    [1.0, 0.9, 0.0, 0.0]
+    """
+    i, j, w = (np.asarray(x) for x in pairs)
+    clean = np.clip(np.asarray(clean, np.float64), 0.0, 1.0)
+    seed = np.clip(np.asarray(seed, np.float64), 0.0, 1.0)
+    cred = np.minimum(clean, seed)
+    if len(i) == 0:
+        return cred
+    order = np.argsort(i, kind="stable")
+    i, j, w = i[order], j[order], TRUST_HOP_DECAY * np.clip(w[order], 0.0, 1.0)
+    starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+    heads = i[starts]
+    for _ in range(TRUST_MAX_HOPS):
+        trust = seed.copy()
+        trust[heads] = np.maximum(seed[heads], np.maximum.reduceat(w * cred[j], starts))
+        new = np.minimum(clean, trust)
+        if np.max(np.abs(new - cred)) < 1e-9:
+            return new
+        cred = new
+    return cred
+
+
+def vouch_logodds(vouch: np.ndarray, c_behaviour: np.ndarray, cobehaviour_spam: np.ndarray) -> np.ndarray:
+    """Log-odds (≤ 0) of the vouch: ``flag_logodds(vouch) · (1 − cobehaviour_spam)``, no larger than the
+    behavioural evidence it answers.
+
+    Honest people writing to an account say it is a real, known account: evidence against the fake
+    account the behavioural prior suspects (``c_behaviour > 0``), not against an account seen sending in
+    concert with spam (a compromised account is real and known too). So the vouch is discounted by the
+    strength ``cobehaviour_spam`` (0..1) of the co-behaviour spam evidence, and it can cancel at most the
+    positive behavioural term: never a flag, a carry-over or a graph push.
+
+    Example
+    -------
+    >>> [round(float(x), 3) for x in vouch_logodds(np.array([-0.8, -0.8, -0.8]), np.array([5.0, 1.0, 5.0]),
+    ...                                              np.array([0.0, 0.0, 0.5]))]
+    [-2.197, -1.0, -1.099]
+    """
+    c = flag_logodds(np.minimum(np.asarray(vouch, np.float64), 0.0)) * (1.0 - np.clip(cobehaviour_spam, 0.0, 1.0))
+    return -np.minimum(-c, np.maximum(np.asarray(c_behaviour, np.float64), 0.0))
 
 
 def neighbour_push(W: sp.spmatrix, q: np.ndarray) -> tuple[np.ndarray, int]:
@@ -294,7 +390,7 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         cal = LogisticModel(np.zeros(1), 0.0, np.zeros(1), np.ones(1))
         g, c = cal.predict(behaviour[:, None]), 1.0
     c = min(max(c, 1e-6), 1.0)
-    p_behaviour = np.clip(pu_probability(g, c), 1 - MAX_BEHAVIOUR_P, MAX_BEHAVIOUR_P)
+    p_behaviour = np.clip(pu_probability(g, c), MIN_BEHAVIOUR_P, MAX_BEHAVIOUR_P)
     # The prior before any evidence: the estimated share of spam accounts in the population.
     # Without spam flags (or without behaviour) nothing can be learned: an assumed share, no behaviour term.
     share = p_behaviour.mean() if (learned and n) else UNLEARNED_SPAM_SHARE
@@ -333,7 +429,17 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     push = np.column_stack(pushes)
     # Spammy neighbours count fully; clean neighbours weakly: spammers talk to honest people too.
     c_graph = (flag_logodds(2.0 * push) * np.where(push > 0, GRAPH_WEIGHT, GRAPH_CLEAN_WEIGHT)).sum(axis=1)
-    total = local + c_graph
+    # Vouching: direct messages received from credible clean accounts (a spammer cannot make honest people
+    # write to it, bar a rare reply). Never the reverse: receiving spam taints no one.
+    vouch_pairs = (_pairs(con, VOUCH_PAIRS_SQL, {"full": VOUCH_FULL_MESSAGES}) if table_exists(con, "interactions")
+                   else (np.zeros(0, np.int64),) * 2 + (np.zeros(0),))
+    flag_clean = np.maximum(0.0, 1.0 - 2.0 * expit(direct + c_identity + c_campaign))
+    cred = voucher_credibility(np.maximum(0.0, -2.0 * seeds), flag_clean, vouch_pairs, n)
+    vouch = noisy_or_carry(-cred, (vouch_pairs[0], vouch_pairs[1], VOUCH_WEIGHT * vouch_pairs[2]), n)
+    cobehaviour_spam = 1.0 - ((1.0 - np.maximum(ic, 0.0)) * (1.0 - np.maximum(cc, 0.0))
+                              * (1.0 - np.minimum(1.0, 2.0 * np.maximum(push[:, 0], 0.0))))
+    c_vouch = vouch_logodds(vouch, c_behaviour, cobehaviour_spam)
+    total = local + c_graph + c_vouch
     score = expit(total)
 
     sent = np.zeros(n)
@@ -343,6 +449,7 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
             "ON f.platform = a.platform AND f.account = a.account ORDER BY a.idx").fetchnumpy()["m"], np.float64)
     strengths = np.column_stack([
         np.abs(d), np.abs(ic), np.abs(cc), np.minimum(1.0, 2.0 * np.abs(push).max(axis=1)),
+        np.abs(np.tanh(c_vouch / 2.0)),  # the evidence e whose flag_logodds is c_vouch
         BEHAVIOUR_MAX_STRENGTH * learned * np.minimum(1.0, sent / BEHAVIOUR_FULL_STRENGTH_MESSAGES),
     ])
     confidence = 1.0 - np.prod(1.0 - np.clip(strengths, 0.0, 1.0), axis=1)
@@ -356,7 +463,9 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         "direct_evidence": d, "identity_carry": ic, "campaign_carry": cc, "behaviour": behaviour,
         "graph_push_cobehaviour": push[:, 0], "graph_push_conversation": push[:, 1],
         "c_base": np.full(n, base), "c_direct": direct, "c_identity": c_identity, "c_campaign": c_campaign,
-        "c_behaviour": c_behaviour, "c_graph": c_graph,
+        # c_graph is all graph evidence (so that logit = c_base + c_direct + c_identity + c_campaign +
+        # c_behaviour + c_graph still holds); c_vouch, its directed part, is a reason of its own.
+        "c_behaviour": c_behaviour, "c_graph": c_graph + c_vouch, "vouch": vouch, "c_vouch": c_vouch,
         "logit": total, "score": score, "confidence": confidence,
     })
     ii, pp = np.nonzero((np.abs(id_by_plat) > 0) | (np.abs(camp_by_plat) > 0))
@@ -384,6 +493,10 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         ("identity_edge_strength", IDENTITY_STRENGTH, "Strength of an identity edge per unit link probability."),
         ("graph_weight", GRAPH_WEIGHT, "Weight of a spammy propagated neighbour belief, read as flag evidence."),
         ("graph_clean_weight", GRAPH_CLEAN_WEIGHT, "Weight of a clean propagated neighbour belief."),
+        ("vouch_weight", VOUCH_WEIGHT, "Weight of one credible sender's vouch (as a carried clean flag)."),
+        ("vouch_full_messages", float(VOUCH_FULL_MESSAGES), "Direct messages at which a vouch has full weight."),
+        ("trust_hop_decay", TRUST_HOP_DECAY, "Discount per hop of the trust that makes a voucher credible."),
+        ("vouched_accounts", float(np.count_nonzero(c_vouch < 0)), "Accounts whose score a vouch lowered."),
         ("rho", DEFAULT_RHO, "Row-sum bound of 2W in propagation."),
         ("propagation_iterations", float(max(iterations.values())), "Most iterations a propagation needed."),
         *[(f"propagation_iterations_{f}", float(v), f"Iterations of the {f} propagation.")
@@ -426,7 +539,8 @@ WITH parts AS (
     UNION ALL SELECT platform, account, 'campaign_flag', source_platform, campaign_contribution
     FROM evidence_sources
     UNION ALL SELECT platform, account, 'behaviour', platform, c_behaviour FROM account_evidence
-    UNION ALL SELECT platform, account, 'graph', platform, c_graph FROM account_evidence
+    UNION ALL SELECT platform, account, 'graph', platform, c_graph - c_vouch FROM account_evidence
+    UNION ALL SELECT platform, account, 'vouch', platform, c_vouch FROM account_evidence
 ),
 -- rank: the reasons' order. Lists are built unordered and sorted by rank (list_sort of structs sorts by
 -- their first field), which costs far less than ordered aggregates (list(... ORDER BY ...)).
@@ -458,6 +572,7 @@ reasons AS (
                                               ELSE 'behaves like ordinary users' END
                    WHEN 'graph' THEN CASE WHEN contribution > 0 THEN 'close to spam accounts in the graph'
                                           ELSE 'close to clean accounts in the graph' END
+                   WHEN 'vouch' THEN 'written to by accounts trusted as clean'
                END})), lambda r: r.text), '; ') AS text
     FROM kept GROUP BY platform, account
 ),
@@ -512,8 +627,13 @@ ACCOUNT_EVIDENCE_COLUMNS = {
     "c_identity": "Log-odds contributed by identity carry-over.",
     "c_campaign": "Log-odds contributed by campaign carry-over.",
     "c_behaviour": "Log-odds contributed by the behavioural prior.",
-    "c_graph": "Log-odds contributed by graph neighbours (propagated belief read as flag evidence).",
-    "logit": "Total log-odds = c_base + c_* contributions.",
+    "c_graph": "Log-odds contributed by the graph: neighbours' propagated belief read as flag evidence, "
+               "plus the vouch (c_vouch, listed apart in the reasons).",
+    "vouch": "Noisy-or of the direct messages received from credible clean accounts (trusted through a chain "
+             "of messages from a clean-flagged account), -1..0.",
+    "c_vouch": "Log-odds contributed by the vouch (<= 0, included in c_graph): discounted by co-behaviour "
+               "spam evidence, never more than the behavioural term.",
+    "logit": "Total log-odds = c_base + c_direct + c_identity + c_campaign + c_behaviour + c_graph.",
     "score": "expit(logit), before overrides.",
     "confidence": "1 - prod(1 - strength) over the pieces of evidence, 0..1.",
 }
@@ -527,7 +647,7 @@ REPUTATION_COLUMNS = {
     "confidence": "How much evidence backs the score, 0..1 (1 under an override).",
     "identity_id": "Identity of the account (same person across platforms).",
     "reasons": "JSON list of {kind, source_platform, contribution (log-odds)}, largest first; kind in "
-               "override, direct_flag, identity_flag, campaign_flag, behaviour, graph.",
+               "override, direct_flag, identity_flag, campaign_flag, behaviour, graph, vouch.",
     "reason_text": "The reasons as a short sentence.",
     "flagged_on": "Platforms whose flags contributed (own and carried over).",
     "first_seen": "First message time (or registration) of the account (UTC).",
