@@ -263,31 +263,34 @@ def _fmix64(h: np.uint64) -> np.uint64:  # pragma: no cover
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def text_hashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """64-bit hash and word count of each normalised text of an Arrow string buffer.
+def text_hashes(data: np.ndarray, starts: np.ndarray,
+                ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """64-bit hash and word count of each normalised text in a byte buffer.
 
-    Text ``t`` is ``data[offsets[t]:offsets[t + 1]]`` (UTF-8 bytes; words separated by single spaces,
-    no leading or trailing space, as :func:`reputation.graph.templates.normalise_texts` leaves them).
-    The hash is FNV-1a over the bytes, finalised with :func:`_fmix64`; the empty text has 0 words.
+    Text ``t`` is ``data[starts[t]:ends[t]]`` (UTF-8 bytes; words separated by single spaces, no
+    leading or trailing space, as :func:`reputation.graph.templates.normalise_texts` leaves them; for an
+    Arrow string buffer ``starts, ends = offsets[:-1], offsets[1:]``). The hash is FNV-1a over the
+    bytes, finalised with :func:`_fmix64`; the empty text has 0 words.
     """
-    n = len(offsets) - 1
+    n = len(starts)
     hashes = np.empty(n, dtype=np.uint64)
     words = np.empty(n, dtype=np.int32)
     for t in prange(n):
         h = _FNV_OFFSET
         spaces = 0
-        for j in range(offsets[t], offsets[t + 1]):
+        for j in range(starts[t], ends[t]):
             c = data[j]
             h = (h ^ np.uint64(c)) * _FNV
             if c == _SPACE:
                 spaces += 1
         hashes[t] = _fmix64(h)
-        words[t] = spaces + 1 if offsets[t + 1] > offsets[t] else 0
+        words[t] = spaces + 1 if ends[t] > starts[t] else 0
     return hashes, words
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def minhash_texts(data: np.ndarray, offsets: np.ndarray, positions: np.ndarray, out_rows: np.ndarray,
+def minhash_texts(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray,
+                  out_rows: np.ndarray,
                   mul: np.ndarray, add: np.ndarray, bands: int, rows: int, bigrams: bool,
                   keys: np.ndarray, low: np.ndarray) -> None:  # pragma: no cover
     """MinHash the word sets of selected normalised texts straight from an Arrow string buffer.
@@ -308,8 +311,8 @@ def minhash_texts(data: np.ndarray, offsets: np.ndarray, positions: np.ndarray, 
         for k in range(blk * 4096, min(n, (blk + 1) * 4096)):
             t = positions[k]
             sig[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
-            start = offsets[t]
-            end = offsets[t + 1]
+            start = starts[t]
+            end = ends[t]
             h = _FNV_OFFSET
             prev = np.uint64(0)
             first = True
@@ -376,9 +379,9 @@ def normalise_ascii(data: np.ndarray,
     of 0x80 or more (UTF-8 beyond ASCII: Unicode case folding and letter classes) are left to the
     caller: their output is empty and their flag in the returned mask is False.
 
-    Returns ``(out_data, out_offsets, ascii)``. The output of a text is never longer than its input
-    (a URL of at least five bytes becomes three, so there is room for the space before it), so each text
-    is first written into its own input-sized slot and the slots are then packed.
+    Returns ``(out, lengths, ascii)``: text ``t``'s output is ``out[offsets[t]:offsets[t] + lengths[t]]``.
+    It is never longer than the input (a URL of at least five bytes becomes three, so there is room for
+    the space before it), so each text is written into its own input slot and nothing is packed.
     """
     n = len(offsets) - 1
     scratch = np.empty(max(len(data), 1), dtype=np.uint8)
@@ -434,39 +437,25 @@ def normalise_ascii(data: np.ndarray,
                 pending = True
             i += 1
         lengths[t] = w - start
-    out_offsets = np.zeros(n + 1, dtype=np.int64)
-    for t in range(n):
-        out_offsets[t + 1] = out_offsets[t] + lengths[t]
-    out = np.empty(max(out_offsets[n], 1), dtype=np.uint8)
-    for t in prange(n):
-        src, dst = offsets[t], out_offsets[t]
-        for k in range(lengths[t]):
-            out[dst + k] = scratch[src + k]
-    return out, out_offsets, ascii_
+    return scratch, lengths, ascii_
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def splice_strings(data: np.ndarray, offsets: np.ndarray, other_data: np.ndarray, other_offsets: np.ndarray,
-                   at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """String buffers ``(data, offsets)`` with string ``at[k]`` replaced by string ``k`` of ``other``."""
-    n = len(offsets) - 1
-    lengths = offsets[1:] - offsets[:-1]
-    source = np.full(n, -1, dtype=np.int64)
-    for k in range(len(at)):
-        lengths[at[k]] = other_offsets[k + 1] - other_offsets[k]
-        source[at[k]] = k
-    out_offsets = np.zeros(n + 1, dtype=np.int64)
-    for t in range(n):
-        out_offsets[t + 1] = out_offsets[t] + lengths[t]
-    out = np.empty(max(out_offsets[n], 1), dtype=np.uint8)
-    for t in prange(n):
-        dst = out_offsets[t]
-        if source[t] < 0:
-            src = offsets[t]
-            for i in range(lengths[t]):
-                out[dst + i] = data[src + i]
-        else:
-            src = other_offsets[source[t]]
-            for i in range(lengths[t]):
-                out[dst + i] = other_data[src + i]
-    return out, out_offsets
+def place_strings(out: np.ndarray, starts: np.ndarray, lengths: np.ndarray, room: np.ndarray, at: np.ndarray,
+                  other: np.ndarray, other_offsets: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Write string ``k`` of ``(other, other_offsets)`` as text ``at[k]`` into its slot of ``out``.
+
+    Text ``t``'s slot starts at ``starts[t]`` and has ``room[t]`` bytes; ``lengths`` is updated. Returns
+    the mask of the strings that did not fit (longer than their slot: the caller places those elsewhere).
+    """
+    misfit = np.zeros(len(at), dtype=np.bool_)
+    for k in prange(len(at)):
+        t = at[k]
+        size = other_offsets[k + 1] - other_offsets[k]
+        if size > room[t]:
+            misfit[k] = True
+            continue
+        for i in range(size):
+            out[starts[t] + i] = other[other_offsets[k] + i]
+        lengths[t] = size
+    return misfit

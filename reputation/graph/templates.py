@@ -82,7 +82,7 @@ from ._kernels import (
     equal_fraction,
     minhash_texts,
     normalise_ascii,
-    splice_strings,
+    place_strings,
     text_hashes,
     verify_pairs,
 )
@@ -145,27 +145,34 @@ def normalise_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     return out.to_arrow()
 
 
-def normalised_buffers(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes and int64 offsets of the normalised ``texts``, equal to :func:`normalise_texts`'s.
+def normalised_buffers(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The normalised ``texts`` as a byte buffer with each text's start and end, equal to
+    :func:`normalise_texts`'s strings.
 
     All-ASCII texts (most of them) are normalised by a compiled pass over the Arrow bytes on both cores
-    (:func:`~reputation.graph._kernels.normalise_ascii`, about ten times cheaper than the regex passes);
-    the rest, which need Unicode case folding and letter classes, by :func:`normalise_texts`. Nulls come
-    out as empty strings.
+    (:func:`~reputation.graph._kernels.normalise_ascii`), each into its own input slot (the output is never
+    longer); the rest, which need Unicode case folding and letter classes, by :func:`normalise_texts`,
+    placed into their slots too where they fit. Nulls come out empty.
 
-    >>> data, offsets = normalised_buffers(pa.array(["Call 555-1234 NOW: www.x.io", "Ünïcode, ça va?"]))
-    >>> [bytes(data[offsets[i]:offsets[i + 1]]).decode() for i in range(2)]
+    >>> data, starts, ends = normalised_buffers(pa.array(["Call 555-1234 NOW: www.x.io", "Ünïcode, ça va?"]))
+    >>> [bytes(data[a:b]).decode() for a, b in zip(starts, ends)]
     ['call 0 0 now url', 'ünïcode ça va']
     """
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     data, offsets = _string_buffers(texts)
-    out, out_offsets, is_ascii = normalise_ascii(data, offsets)
+    out, lengths, is_ascii = normalise_ascii(data, offsets)
+    starts = offsets[:-1].copy()
     other = np.flatnonzero(~is_ascii)
-    if len(other) == 0:
-        return out, out_offsets
-    rest_data, rest_offsets = _string_buffers(normalise_texts(texts.take(pa.array(other))))
-    return splice_strings(out, out_offsets, rest_data, rest_offsets, other)
+    if len(other):
+        rest, rest_offsets = _string_buffers(normalise_texts(texts.take(pa.array(other))))
+        misfit = place_strings(out, starts, lengths, np.diff(offsets), other, rest, rest_offsets)
+        if misfit.any():  # rare: Unicode lower case can be longer than the original (e.g. 'İ' -> 'i̇')
+            k = np.flatnonzero(misfit)
+            starts[other[k]] = len(out) + rest_offsets[k]
+            lengths[other[k]] = np.diff(rest_offsets)[k]
+            out = np.concatenate([out, rest])
+    return out, starts, starts + lengths
 
 
 @dataclass(frozen=True)
@@ -640,16 +647,16 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     for lo in range(0, n_raw, NORMALISE_CHUNK):
         raw = con.sql("SELECT rh, text, n FROM _tpl_raw WHERE rowid >= $lo AND rowid < $hi",
                       params={"lo": lo, "hi": lo + NORMALISE_CHUNK}).to_arrow_table()
-        data, offsets = normalised_buffers(raw.column("text"))
-        end = pos + len(offsets) - 1
+        data, starts, ends = normalised_buffers(raw.column("text"))
+        end = pos + len(starts)
         raw_hash[pos:end] = raw.column("rh").to_numpy()
         sent[pos:end] = raw.column("n").to_numpy()
         del raw
-        norm_hash[pos:end], words[pos:end] = text_hashes(data, offsets)
+        norm_hash[pos:end], words[pos:end] = text_hashes(data, starts, ends)
         local = np.flatnonzero(words[pos:end] >= params.min_tokens)
-        minhash_texts(data, offsets, local, local + pos, mul, add, params.bands, params.rows,
+        minhash_texts(data, starts, ends, local, local + pos, mul, add, params.bands, params.rows,
                       params.bigrams, keys, low)
-        del data, offsets
+        del data, starts, ends
         pos = end
     con.execute("DROP TABLE _tpl_raw")  # its memory is needed more by the clustering
     clock.lap("normalise + sketch")
