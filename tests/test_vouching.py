@@ -185,3 +185,14 @@ def test_explain_shows_the_vouch_apart_from_the_graph(vouched: duckdb.DuckDBPyCo
     parts = sum(v for k, v in e["contributions"].items() if k != "total")
     assert parts == pytest.approx(e["contributions"]["total"], abs=1e-4)
     assert "vouch" in render_text(e)
+
+
+def test_a_campaign_member_is_not_vouched_for_even_without_flagged_mates() -> None:
+    # the same honest-looking vouchers write to `mass`, but `mass` now sends in lockstep with `fake`
+    # (a campaign nobody in it is flagged): lockstep sending is co-behaviour evidence a vouch never answers
+    con = duckdb.connect()
+    _vouched_world(con)
+    _insert(con, "campaigns", [("r0", "camp_x", "alpha", a, "tx", 2, None) for a in ("mass", "fake")])
+    build_reputation(con, make_ctx())
+    assert _ev(con, "mass")["c_vouch"] == 0.0
+    assert _ev(con, "mass")["score"] > 0.5

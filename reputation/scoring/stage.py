@@ -53,7 +53,8 @@ pulled from DuckDB; the text and JSON assembly is SQL.
    carried clean flag (:func:`vouch_logodds`). It says the account is real and known, which answers the
    behavioural prior (does it act like a fake?) but not co-behaviour: it is discounted by the
    co-behaviour spam evidence (identity / campaign spam carry, co-behaviour push: a compromised account
-   is real and known too) and cancels at most the positive behavioural term.
+   is real and known too), is void for a campaign member (lockstep sending with other accounts, flagged
+   or not), and cancels at most the positive behavioural term.
 6. **Score, confidence, verdict.** ``score = expit(total log-odds)``; ``confidence = 1 − Π(1 − s_k)``
    over the strengths ``s_k`` of the pieces of evidence (own flag |d|, carries, graph push, vouch, and the
    behavioural prior in proportion to how much the account did); ``unknown`` when confidence is below
@@ -436,8 +437,14 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     flag_clean = np.maximum(0.0, 1.0 - 2.0 * expit(direct + c_identity + c_campaign))
     cred = voucher_credibility(np.maximum(0.0, -2.0 * seeds), flag_clean, vouch_pairs, n)
     vouch = noisy_or_carry(-cred, (vouch_pairs[0], vouch_pairs[1], VOUCH_WEIGHT * vouch_pairs[2]), n)
-    cobehaviour_spam = 1.0 - ((1.0 - np.maximum(ic, 0.0)) * (1.0 - np.maximum(cc, 0.0))
-                              * (1.0 - np.minimum(1.0, 2.0 * np.maximum(push[:, 0], 0.0))))
+    # Sending in lockstep with other accounts (a campaign member) is co-behaviour evidence in itself,
+    # whether or not a mate is flagged: a vouch never answers it (a compromised account is real and known
+    # too; at 10M messages vouching campaign members cost a sixth of the compromised accounts).
+    in_campaign = np.zeros(n, dtype=bool)
+    in_campaign[camp_pairs[0]] = True
+    cobehaviour_spam = np.where(in_campaign, 1.0,
+                                1.0 - ((1.0 - np.maximum(ic, 0.0)) * (1.0 - np.maximum(cc, 0.0))
+                                       * (1.0 - np.minimum(1.0, 2.0 * np.maximum(push[:, 0], 0.0)))))
     c_vouch = vouch_logodds(vouch, c_behaviour, cobehaviour_spam)
     total = local + c_graph + c_vouch
     score = expit(total)
