@@ -1,4 +1,4 @@
-"""Compiled inner loops of the template stage (numba): MinHash, LSH band keys and pair verification.
+"""Compiled inner loops of the template stage (numba): text normalisation, MinHash, LSH buckets and pair verification.
 
 Each function does per shingle or per pair work that numpy can only express as many full passes over
 large temporaries (one multiply, add and ``reduceat`` per hash function; a 64-byte gather and compare
