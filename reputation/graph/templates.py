@@ -167,7 +167,7 @@ def normalised_buffers(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, n
     if len(other):
         rest, rest_offsets = _string_buffers(normalise_texts(texts.take(pa.array(other))))
         misfit = place_strings(out, starts, lengths, np.diff(offsets), other, rest, rest_offsets)
-        if misfit.any():  # rare: Unicode lower case can be longer than the original (e.g. 'İ' -> 'i̇')
+        if misfit.any():  # rare: Unicode lower case can be longer than the original ('Ⱥ': 2 -> 3 bytes)
             k = np.flatnonzero(misfit)
             starts[other[k]] = len(out) + rest_offsets[k]
             lengths[other[k]] = np.diff(rest_offsets)[k]
@@ -494,7 +494,7 @@ _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 def template_ids(keys: np.ndarray) -> pa.Array:
     """Template ids of 64-bit template keys: ``'t'`` + 16 lower-case hex digits, built as one Arrow buffer.
 
-    (In SQL that is four string functions per row, about 0.4 µs each at 10M messages.)
+    (In SQL that was four string functions per row: 1.7 s for 4.5M rows at 10M messages.)
 
     >>> template_ids(np.array([255, 2**64 - 1], dtype=np.uint64)).to_pylist()
     ['t00000000000000ff', 'tffffffffffffffff']
