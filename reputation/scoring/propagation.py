@@ -270,7 +270,9 @@ def edge_list(con: duckdb.DuckDBPyConnection, max_template_accounts: int = MAX_T
             out[kind] = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
             continue
         params = {"max_accounts": caps[kind]} if kind in caps else None
-        cols = con.execute(q, params).fetchnumpy()
+        # ordered, so that the matrix sums its terms in the same order on every run (a join's row order
+        # depends on DuckDB's threads)
+        cols = con.execute(f"SELECT u, v, s FROM ({q}) ORDER BY u, v, s", params).fetchnumpy()
         out[kind] = (np.asarray(cols["u"], np.int64), np.asarray(cols["v"], np.int64),
                      np.asarray(cols["s"], np.float64))
     return out

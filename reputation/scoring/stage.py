@@ -185,7 +185,12 @@ FROM members x JOIN members y ON x.campaign_id = y.campaign_id AND x.idx <> y.id
 
 
 def _pairs(con: duckdb.DuckDBPyConnection, q: str, params: dict | None = None) -> tuple[np.ndarray, ...]:
-    cols = con.execute(q, params).fetchnumpy()
+    """The (i, j, w) arrays of a pair query, in (i, j, w) order.
+
+    A join's output order depends on DuckDB's threads, and the carries sum floating-point terms in row
+    order (``np.bincount``), so unordered pairs made re-runs differ in the last bit of a score.
+    """
+    cols = con.execute(f"SELECT i, j, w FROM ({q}) ORDER BY i, j, w", params).fetchnumpy()
     return (np.asarray(cols["i"], np.int64), np.asarray(cols["j"], np.int64), np.asarray(cols["w"], np.float64))
 
 
