@@ -14,7 +14,8 @@ import pytest
 from reputation.config import Settings
 from reputation.context import StageContext
 from reputation.evaluate.linkage import evaluate_linkage
-from reputation.linkage.clustering import average_linkage, cluster, membership
+from reputation.linkage.blocking import LinkageSettings
+from reputation.linkage.clustering import attach_silent, average_linkage, cluster, membership
 from reputation.linkage.stage import build_identities
 from reputation.schema import STORED_TABLES
 
@@ -88,6 +89,44 @@ def test_membership_is_mean_probability_to_other_members() -> None:
     assert m.tolist() == pytest.approx([0.45, 0.75, 0.3, 1.0])
 
 
+def _star_identity() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Nodes 0–3 one identity (all pairs linked); node 4 linked to node 3 only, at 0.95."""
+    a = np.array([0, 0, 0, 1, 1, 2, 4])
+    b = np.array([1, 2, 3, 2, 3, 3, 3])
+    prob = np.array([0.99] * 6 + [0.95])
+    labels = average_linkage(5, a, b, prob)
+    return labels, a, b, prob
+
+
+def test_average_linkage_keeps_a_one_link_account_out_and_attach_silent_takes_it_in() -> None:
+    labels, a, b, prob = _star_identity()
+    assert labels.tolist() == [0, 0, 0, 0, 4]  # 0.95 / 4 < 0.5: the guard keeps node 4 out
+    silent = np.array([False] * 4 + [True])
+    assert attach_silent(labels, a, b, prob, silent).tolist() == [0, 0, 0, 0, 0]
+    # an account that sent messages had its behaviour compared: its unlinked pairs are evidence, it stays out
+    assert attach_silent(labels, a, b, prob, ~silent).tolist() == labels.tolist()
+    # a weak link is not enough
+    assert attach_silent(labels, a, b, prob, silent, min_probability=0.96).tolist() == labels.tolist()
+
+
+def test_attach_silent_needs_one_target_and_room() -> None:
+    labels, a, b, prob = _star_identity()
+    # node 5 (silent) is linked into the identity and to node 6: two targets, it stays alone
+    a2, b2, p2 = np.r_[a, 5, 5], np.r_[b, 0, 6], np.r_[prob, 0.99, 0.99]
+    labels2 = np.r_[labels, 5, 6]
+    silent = np.array([False] * 4 + [True, True, False])
+    assert attach_silent(labels2, a2, b2, p2, silent).tolist() == [0, 0, 0, 0, 0, 5, 6]
+    # room for one more: the more strongly linked of two silent accounts joins
+    a3, b3, p3 = np.r_[a, 5], np.r_[b, 1], np.r_[prob, 0.97]
+    labels3 = np.r_[labels, 5]
+    silent3 = np.array([False] * 4 + [True, True])
+    assert attach_silent(labels3, a3, b3, p3, silent3, max_size=5).tolist() == [0, 0, 0, 0, 4, 0]
+    assert attach_silent(labels3, a3, b3, p3, silent3, max_size=6).tolist() == [0] * 6
+    # only singletons move: a silent account already in an identity stays where it is
+    silent_all = np.ones(6, dtype=bool)
+    assert attach_silent(labels3, a3, b3, p3, silent_all, max_size=6)[:4].tolist() == [0, 0, 0, 0]
+
+
 def _db_with_links() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(STORED_TABLES["accounts"].ddl())
@@ -119,6 +158,24 @@ def test_build_identities_gives_every_account_one_row() -> None:
     build_identities(again, StageContext("run2", Settings(), datetime(2026, 2, 1)))
     q = "SELECT platform, account, identity_id FROM identities ORDER BY ALL"
     assert con.sql(q).fetchall() == again.sql(q).fetchall()
+
+
+def test_build_identities_attaches_a_silent_account_to_the_identity_it_is_linked_into() -> None:
+    con = _db_with_links()
+    # x:3 is linked to z:1 only: average linkage keeps it out of {x:1, y:1, z:1} (0.92 / 3 < 0.5)
+    con.execute("INSERT INTO links VALUES ('r', 'x', '3', 'z', '1', 0.92, 0, '[]', [])")
+    con.execute("CREATE TABLE features (platform VARCHAR, account VARCHAR, messages_sent BIGINT)")
+    con.execute("INSERT INTO features VALUES ('x', '1', 5), ('y', '1', 3), ('z', '1', 7), ('x', '3', 4)")
+    q = "SELECT platform || ':' || account, size FROM identities ORDER BY ALL"
+    build_identities(con, StageContext("run1", Settings(), datetime(2026, 1, 1)))
+    assert dict(con.sql(q).fetchall())["x:3"] == 1  # it sent messages: its behaviour was compared
+    con.execute("UPDATE features SET messages_sent = 0 WHERE account = '3'")
+    build_identities(con, StageContext("run2", Settings(), datetime(2026, 1, 1)))
+    sizes = dict(con.sql(q).fetchall())
+    assert sizes["x:3"] == 4 and sizes["z:1"] == 4
+    off = LinkageSettings(attach_silent_probability=1.1)
+    build_identities(con, StageContext("run3", Settings(), datetime(2026, 1, 1), extras={"linkage": off}))
+    assert dict(con.sql(q).fetchall())["x:3"] == 1
 
 
 def test_evaluate_linkage_against_truth(tmp_path: Path) -> None:

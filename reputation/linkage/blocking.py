@@ -135,6 +135,10 @@ class LinkageSettings:
     """Pairs at least this probable without contact evidence seed seed-and-extend."""
     max_identity_size: int = 12
     """Upper bound on accounts in one identity (guard against chaining)."""
+    attach_silent_probability: float = 0.9
+    """An account that never sent a message, alone after clustering, joins the one identity it is linked
+    into with at least this probability (its behaviour cannot link it to the other members); > 1 turns
+    it off."""
     seed: int = 0
     """Seed of the random-pair sample (the stage is deterministic for a given seed)."""
 

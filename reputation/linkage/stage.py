@@ -232,7 +232,9 @@ def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
 
     Links are clustered by average linkage (:func:`reputation.linkage.clustering.cluster`): clusters
     merge while the mean link probability over all their cross pairs is at least
-    ``identity_threshold`` (0.5), up to ``max_identity_size`` accounts. ``identity_id`` is a hash of
+    ``identity_threshold`` (0.5), up to ``max_identity_size`` accounts; then a silent singleton (no
+    message sent) joins the one identity it is linked into with probability ≥ ``attach_silent_probability``
+    (:func:`reputation.linkage.clustering.attach_silent`). ``identity_id`` is a hash of
     the sorted members, so it is the same whenever the members are. Returns the number of rows written.
     """
     s = linkage_settings(ctx)
@@ -255,6 +257,15 @@ def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     a, b = np.asarray(edges["a"], np.int64), np.asarray(edges["b"], np.int64)
     prob = np.asarray(edges["probability"], np.float64)
     labels = clustering.cluster(n, a, b, prob, threshold=s.identity_threshold, max_size=s.max_identity_size)
+    if s.attach_silent_probability <= 1.0 and table_exists(con, "features"):
+        silent = con.sql("""
+            SELECT coalesce(f.messages_sent, 0) = 0 AS silent
+            FROM _lk_nodes n LEFT JOIN features f ON f.platform = n.platform AND f.account = n.account
+            ORDER BY n.node
+        """).fetchnumpy()["silent"]
+        labels = clustering.attach_silent(labels, a, b, prob, np.asarray(silent, dtype=bool),
+                                          min_probability=s.attach_silent_probability,
+                                          max_size=s.max_identity_size)
     memb = clustering.membership(labels, a, b, prob)
     _register(con, "_lk_label_arrow", {"node": np.arange(n, dtype=np.int32), "label": labels.astype(np.int64),
                                        "membership": memb})
@@ -280,7 +291,9 @@ def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
                   "Accounts believed to be one person: every account has exactly one row (singletons "
                   "included). Clustered from links by average linkage (guard against chaining: "
                   "clusters merge only when their mean cross-pair link probability is at least "
-                  f"{s.identity_threshold}; at most {s.max_identity_size} accounts).",
+                  f"{s.identity_threshold}; at most {s.max_identity_size} accounts); an account that "
+                  "never sent a message also joins the one identity it is linked into with probability "
+                  f"at least {s.attach_silent_probability}.",
                   {"run_id": "Run that wrote this row (see runs).",
                    "identity_id": "Identity id: hash of the sorted (platform, account) members.",
                    "platform": "Platform.", "account": "Account id.",
