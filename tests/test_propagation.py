@@ -167,7 +167,7 @@ def test_chebyshev_update_matches_numpy() -> None:
     assert delta == np.max(np.abs(y0 + q - p))
 
 
-def test_template_edges_skip_single_account_templates_and_cap_large_ones() -> None:
+def test_template_edges_skip_single_account_templates_cap_large_ones_and_share_one_weight() -> None:
     con = duckdb.connect()
     con.execute("CREATE TEMP TABLE acc_index AS SELECT i AS idx, 'p' AS platform, 'a' || i AS account "
                 "FROM range(6) t(i)")
@@ -180,7 +180,9 @@ def test_template_edges_skip_single_account_templates_and_cap_large_ones() -> No
     from reputation.scoring.propagation import edge_list
 
     u, v, s = edge_list(con, max_template_accounts=3)["template"]
-    assert sorted(zip(u.tolist(), v.tolist(), strict=True)) == [(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5)]
-    assert np.all(s == 0.5)
+    # strength 0.5 / (n − 1) for a template of n accounts, the pair's strongest template: a template
+    # gives each of its accounts a total of 0.5 however many share it (1, 2 share t3 as a pair: 0.5)
+    assert sorted(zip(u.tolist(), v.tolist(), s.tolist(), strict=True)) == [
+        (0, 1, 0.25), (0, 2, 0.25), (1, 2, 0.5), (3, 4, 0.25), (3, 5, 0.25), (4, 5, 0.25)]
     u, v, _ = edge_list(con, max_template_accounts=2)["template"]
     assert sorted(zip(u.tolist(), v.tolist(), strict=True)) == [(1, 2)]
