@@ -1,4 +1,4 @@
-"""Command-line interface: ``reputation run | demo | generate | evaluate | explain | export``.
+"""Command-line interface: ``reputation run | demo | generate | evaluate | explain | export | query``.
 
 Exit codes (for schedulers):
 
@@ -115,7 +115,7 @@ def _print_summary(result, top: int = 10) -> None:  # noqa: ANN001
         con.close()
     click.echo(f"  database: {result.database}")
     click.echo(f"  exports:  {result.exports}")
-    click.echo(f"  query it: duckdb {result.database}")
+    click.echo(f"  query it: reputation query --db {result.database} \"SELECT * FROM reputation LIMIT 10\"")
     click.echo(f"  explain:  reputation explain --db {result.database} PLATFORM:ACCOUNT")
 
 
@@ -238,6 +238,54 @@ def export(db: Path, platform: str, fmt: str, out: Path, min_score: float | None
     finally:
         con.close()
     click.echo(f"{n:,} rows written to {out}", err=True)
+
+
+@main.command()
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("sql")
+@click.option("-p", "--param", "params", multiple=True,
+              help="A value for the next ? placeholder in SQL (repeat in order); values are never pasted in.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown by --format table (0: all).")
+def query(db: Path, sql: str, params: tuple[str, ...], fmt: str, limit: int) -> None:
+    """Run SQL against a run's database, read-only (no DuckDB CLI needed).
+
+    Example: ``reputation query --db out/reputation.duckdb "SELECT verdict, count(*) FROM reputation
+    WHERE platform = ? GROUP BY 1" -p chirp``. The database is opened read-only, so a query can neither
+    change the published results nor block the next run's publish.
+    """
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        try:
+            table = con.sql(sql, params=list(params) or None).to_arrow_table()
+        except duckdb.Error as exc:
+            _fail(f"query failed: {exc}", EXIT_USAGE)
+    finally:
+        con.close()
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        sink = sys.stdout.buffer
+        pacsv.write_csv(table, sink)
+        sink.flush()
+        return
+    if fmt == "jsonl":
+        for row in table.to_pylist():
+            click.echo(json.dumps(row, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    shown = table if limit <= 0 else table.slice(0, limit)
+    out = Table(*table.column_names, show_lines=False)
+    for row in shown.to_pylist():
+        out.add_row(*("NULL" if v is None else str(v) for v in row.values()))
+    console = Console()
+    console.print(out)
+    if shown.num_rows < table.num_rows:
+        console.print(f"{shown.num_rows} of {table.num_rows:,} rows shown (--limit 0 shows all)")
 
 
 if __name__ == "__main__":

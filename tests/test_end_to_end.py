@@ -126,6 +126,35 @@ def test_explain_export_and_evaluate_commands(world: dict, tmp_path: Path) -> No
     assert "error" not in report["linkage"] and "error" not in report["reputation"]
 
 
+def test_query_command_binds_parameters_and_never_writes(world: dict) -> None:
+    runner = CliRunner()
+    db = str(world["db"])
+    con = _con(world["db"])
+    try:
+        platform = con.execute("SELECT min(platform) FROM reputation").fetchall()[0][0]
+        expected = dict(con.execute("SELECT verdict, count(*) FROM reputation WHERE platform = ? GROUP BY 1",
+                                    [platform]).fetchall())
+    finally:
+        con.close()
+    sql = "SELECT verdict, count(*) AS n FROM reputation WHERE platform = ? GROUP BY 1 ORDER BY 1"
+    out = runner.invoke(main, ["query", "--db", db, sql, "-p", platform, "--format", "csv"])
+    assert out.exit_code == 0, out.output
+    assert dict(pl.read_csv(out.stdout.encode()).iter_rows()) == expected
+    out = runner.invoke(main, ["query", "--db", db, "SELECT account FROM reputation ORDER BY account",
+                               "--limit", "2"])
+    assert out.exit_code == 0 and "2 of" in out.stdout
+    out = runner.invoke(main, ["query", "--db", db, "SELECT ? AS p", "-p", "x' OR '1'='1", "--format", "jsonl"])
+    assert json.loads(out.stdout) == {"p": "x' OR '1'='1"}  # a value, never SQL
+    out = runner.invoke(main, ["query", "--db", db, "DELETE FROM reputation"])
+    assert out.exit_code == 2 and "read-only" in out.output
+    con = _con(world["db"])
+    try:
+        assert con.execute("SELECT count(*) FROM reputation").fetchall()[0][0] > 0
+    finally:
+        con.close()
+    assert runner.invoke(main, ["query", "--db", db, "SELEC 1"]).exit_code == 2
+
+
 def test_cli_exit_codes(tmp_path: Path) -> None:
     runner = CliRunner()
     bad = tmp_path / "bad.toml"
