@@ -197,6 +197,33 @@ def test_chebyshev_sweep_propagates_nan() -> None:
                                     y, 1.0, False))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_first_sweep_matches_scipy_and_returns_the_inf_norm(seed: int) -> None:
+    from reputation.scoring._kernels import first_sweep
+    from reputation.scoring.propagation import _unsigned
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    A = _random_csr(rng, n, 2500, np.int32)
+    q = rng.normal(size=n)
+    y, nxt = np.full(n, np.nan), q.copy()
+    delta, norm = first_sweep(_unsigned(A.indptr), _unsigned(A.indices), A.data, 2.0, q, nxt, y)
+    np.testing.assert_allclose(y, q + 2.0 * (A @ q), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(nxt, y, rtol=0, atol=1e-13)
+    assert delta == np.max(np.abs(y - q))
+    assert norm == pytest.approx(2.0 * np.max(np.abs(A).sum(axis=1)), rel=1e-14)
+
+
+def test_unclipped_solve_without_a_contraction_bound_runs_jacobi() -> None:
+    # Rows of 2W sum to 1.2 (no Chebyshev rate), but 2W is nilpotent: Jacobi reaches q + 2W·q exactly.
+    W = sp.csr_matrix(np.array([[0.0, 0.6, 0.0], [0.0, 0.0, 0.6], [0.0, 0.0, 0.0]]))
+    q = np.array([0.1, -0.2, 0.3])
+    got, it = linearized_bp(W, q, clip=None)
+    exact = np.linalg.solve(np.eye(3) - 2.0 * W.toarray(), q)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-15)
+    assert it == 3  # Jacobi from q: two steps to the fixed point, a third that changes nothing
+
+
 def _chebyshev_scipy(W: sp.csr_matrix, q: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, int]:
     """The Chebyshev semi-iteration with scipy mat-vecs and numpy updates (the compiled solve's reference)."""
     two_w = 2.0 * W

@@ -63,48 +63,89 @@ def chebyshev_sweep(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, s
 
 
 @njit(cache=True, nogil=True)
-def chebyshev_solve(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scale: float, q: np.ndarray,
-                    rho: float, max_iter: int, tol: float) -> tuple[np.ndarray, int, float, bool]:  # pragma: no cover
-    """Solve ``p = q + scale·A·p`` by Chebyshev semi-iteration, with a Jacobi fallback; the whole loop compiled.
+def first_sweep(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scale: float, q: np.ndarray,
+                nxt: np.ndarray, y: np.ndarray) -> tuple[float, float]:  # pragma: no cover
+    """:func:`chebyshev_sweep` from the iterate ``p = q`` with ``omega = 1``, and the ∞-norm of ``scale·A``.
 
-    The iteration of :func:`reputation.scoring.propagation._chebyshev` (see there for the recurrence, the
-    mat-vec budget and the stopping rule), each step one :func:`chebyshev_sweep`. ``rho`` bounds the
-    spectral radius of ``scale·A`` (its largest absolute row sum). Returns ``(y, iterations, delta,
-    converged)``: ``y`` the Jacobi update of the last iterate, ``iterations`` the mat-vecs run, ``delta``
-    the last ``max |y − p|``.
+    Returns ``(max |y − q|, scale · max_u Σ_k |A_uk|)``: the row sums of ``|A|`` are summed as the row is
+    read for the mat-vec, which saves a separate pass over ``data`` (3–4% of a solve on the 1M world's
+    graphs). Same index requirements as :func:`chebyshev_sweep`; ``nxt`` holds ``q`` on entry.
     """
-    rate = rho / (1.0 + np.sqrt(1.0 - rho * rho))
-    p = q.copy()
-    nxt = q.copy()
-    y = np.empty_like(q)
-    budget, omega, delta, it = -1, 1.0, np.inf, 0
-    for it in range(1, max_iter + 1):
-        jacobi = budget >= 0 and it > budget  # not converging at the real-spectrum rate: plain Jacobi
-        delta = chebyshev_sweep(indptr, indices, data, scale, q, p, nxt, y, omega, jacobi)
-        p, nxt = nxt, p
-        if delta < tol:  # the iterate has converged: return its Jacobi update, as the Jacobi iteration does
-            return y, it, delta, True
-        if not np.isfinite(delta):
-            break
-        if budget < 0:  # twice the expected mat-vecs (real spectrum), plus slack
-            budget = int(2.0 * np.log(tol / delta) / np.log(rate)) + 10 if rate > 0.0 else 10
-        if it == budget:  # switch to Jacobi, restarting from q (the Chebyshev iterate may have grown)
-            p[:] = q
-        omega = 1.0 / (1.0 - 0.5 * rho * rho) if it == 1 else 1.0 / (1.0 - 0.25 * rho * rho * omega)
-    return y, it, delta, False
+    one, two = np.uint64(1), np.uint64(2)
+    worst = 0.0
+    norm = 0.0
+    for u in range(len(q)):
+        k, end = np.uint64(indptr[u]), np.uint64(indptr[u + 1])
+        a0 = 0.0
+        a1 = 0.0
+        s0 = 0.0
+        s1 = 0.0
+        while k + one < end:
+            a0 += data[k] * q[indices[k]]
+            a1 += data[k + one] * q[indices[k + one]]
+            s0 += abs(data[k])
+            s1 += abs(data[k + one])
+            k += two
+        if k < end:
+            a0 += data[k] * q[indices[k]]
+            s0 += abs(data[k])
+        s = s0 + s1
+        if s > norm or s != s:
+            norm = s
+        yu = q[u] + scale * (a0 + a1)
+        y[u] = yu
+        d = abs(yu - q[u])
+        if d > worst or d != d:  # NaN propagates
+            worst = d
+        nxt[u] += yu - nxt[u]
+    return worst, scale * norm
+
+
+#: :func:`chebyshev_solve` outcomes.
+CONVERGED, NOT_CONVERGED, NOT_CONTRACTING = 0, 1, 2
 
 
 @njit(cache=True, nogil=True)
-def max_abs_row_sum(indptr: np.ndarray, data: np.ndarray) -> float:  # pragma: no cover
-    """``max_u Σ_k |data[k]|`` over the rows of a CSR matrix (its ∞-norm); ``indptr`` signed or unsigned."""
-    best = 0.0
-    for u in range(len(indptr) - 1):
-        acc = 0.0
-        for k in range(np.uint64(indptr[u]), np.uint64(indptr[u + 1])):
-            acc += abs(data[k])
-        if acc > best:
-            best = acc
-    return best
+def chebyshev_solve(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scale: float, q: np.ndarray,
+                    max_iter: int, tol: float) -> tuple[np.ndarray, int, float, float, int]:  # pragma: no cover
+    """Solve ``p = q + scale·A·p`` by Chebyshev semi-iteration, with a Jacobi fallback; the whole loop compiled.
+
+    The iteration of :func:`reputation.scoring.propagation._chebyshev` (see there for the recurrence, the
+    mat-vec budget and the stopping rule): the first step is :func:`first_sweep`, which also yields
+    ``rho``, the largest absolute row sum of ``scale·A`` (a bound on its spectral radius); each further
+    step is one :func:`chebyshev_sweep`. Returns ``(y, iterations, delta, rho, status)``: ``y`` the Jacobi
+    update of the last iterate, ``iterations`` the mat-vecs run, ``delta`` the last ``max |y − p|`` and
+    ``status`` one of ``CONVERGED``, ``NOT_CONVERGED`` (``max_iter`` reached, or a non-finite change) or
+    ``NOT_CONTRACTING`` (``rho ≥ 1``: stopped after the first mat-vec, the rate bound does not hold).
+    """
+    nxt = q.copy()
+    y = np.empty_like(q)
+    if max_iter < 1:
+        return y, 0, np.inf, np.nan, NOT_CONVERGED
+    delta, rho = first_sweep(indptr, indices, data, scale, q, nxt, y)
+    if not rho < 1.0:
+        return y, 1, delta, rho, NOT_CONTRACTING
+    if delta < tol:
+        return y, 1, delta, rho, CONVERGED
+    if not np.isfinite(delta):
+        return y, 1, delta, rho, NOT_CONVERGED
+    rate = rho / (1.0 + np.sqrt(1.0 - rho * rho))
+    # twice the expected mat-vecs (real spectrum), plus slack; then plain Jacobi
+    budget = int(2.0 * np.log(tol / delta) / np.log(rate)) + 10 if rate > 0.0 else 10
+    p, nxt = nxt, q.copy()
+    omega = 1.0 / (1.0 - 0.5 * rho * rho)
+    for it in range(2, max_iter + 1):
+        if it == budget + 1:  # not converging at the real-spectrum rate: Jacobi, restarting from q (the
+            p[:] = q          # Chebyshev iterate may have grown)
+        jacobi = it > budget
+        delta = chebyshev_sweep(indptr, indices, data, scale, q, p, nxt, y, omega, jacobi)
+        p, nxt = nxt, p
+        if delta < tol:  # the iterate has converged: return its Jacobi update, as the Jacobi iteration does
+            return y, it, delta, rho, CONVERGED
+        if not np.isfinite(delta):
+            return y, it, delta, rho, NOT_CONVERGED
+        omega = 1.0 / (1.0 - 0.25 * rho * rho * omega)
+    return y, max_iter, delta, rho, NOT_CONVERGED
 
 
 @njit(cache=True, nogil=True)

@@ -155,10 +155,9 @@ def linearized_bp(W: sp.spmatrix, prior_hat: np.ndarray, max_iter: int = 200, to
     W = sp.csr_matrix(W)
     q = np.asarray(prior_hat, dtype=np.float64)
     if clip is None and q.ndim == 1 and q.size and W.nnz:
-        data = np.ascontiguousarray(W.data, dtype=np.float64)
-        rho = 2.0 * _k.max_abs_row_sum(W.indptr, data)  # of 2W: doubling is exact, so no copy of 2W
-        if rho < 1.0:
-            return _chebyshev(W.indptr, W.indices, data, np.ascontiguousarray(q), rho, max_iter, tol)
+        solved = _chebyshev(W, np.ascontiguousarray(q), max_iter, tol)
+        if solved is not None:
+            return solved
     two_w = 2.0 * W
     p = q.copy()
     if clip is not None:
@@ -181,22 +180,32 @@ def _unsigned(a: np.ndarray) -> np.ndarray:
     return a.view(np.uint32 if a.dtype.itemsize == 4 else np.uint64)
 
 
-def _chebyshev(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, q: np.ndarray, rho: float,
-               max_iter: int, tol: float) -> tuple[np.ndarray, int]:
+def _chebyshev(W: sp.csr_matrix, q: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, int] | None:
     """Unclipped solve of ``p = q + 2W·p`` by Chebyshev semi-iteration (see :func:`linearized_bp`).
 
-    ``(data, indices, indptr)`` is ``W`` in CSR form and ``rho`` the largest absolute row sum of ``2W``.
-    ``x₁ = q + 2W·x₀``, then ``x_{k+1} = x_{k−1} + ω_{k+1}·(q + 2W·x_k − x_{k−1})`` with
-    ``ω₂ = 1 / (1 − ρ²/2)`` and ``ω_{k+1} = 1 / (1 − ρ²·ω_k / 4)`` (Varga, *Matrix Iterative Analysis*,
-    §5.1). The whole loop is compiled (:func:`reputation.scoring._kernels.chebyshev_solve`), each
-    iteration one pass over the matrix that also does the vector update
-    (:func:`reputation.scoring._kernels.chebyshev_sweep`): measured against a scipy CSR mat-vec plus a
-    separate compiled update, it saves the per-call overhead and allocation of the product (~40 calls of
-    each per solve) and runs the row sums faster (unsigned indices, two accumulators).
+    With ``ρ`` the largest absolute row sum of ``2W``: ``x₁ = q + 2W·x₀``, then
+    ``x_{k+1} = x_{k−1} + ω_{k+1}·(q + 2W·x_k − x_{k−1})`` with ``ω₂ = 1 / (1 − ρ²/2)`` and
+    ``ω_{k+1} = 1 / (1 − ρ²·ω_k / 4)`` (Varga, *Matrix Iterative Analysis*, §5.1). The whole loop is
+    compiled (:func:`reputation.scoring._kernels.chebyshev_solve`), each iteration one pass over the
+    matrix that also does the vector update (:func:`reputation.scoring._kernels.chebyshev_sweep`; ``ρ``
+    comes out of the first one): measured against a scipy CSR mat-vec plus a separate compiled update,
+    it saves the per-call overhead and allocation of the product (~40 calls of each per solve) and runs
+    the row sums faster (unsigned indices, two accumulators). ``2W`` is never formed: the kernels scale
+    by 2 (exact in floating point).
+
+    Returns None when ``ρ ≥ 1`` (the Chebyshev rate bound does not hold; the caller runs Jacobi steps).
+
+    Raises
+    ------
+    ConvergenceError
+        When the change is still above ``tol`` after ``max_iter`` mat-vecs (or is not finite).
     """
-    y, it, delta, converged = _k.chebyshev_solve(_unsigned(indptr), _unsigned(indices), data, 2.0, q, rho,
+    data = np.ascontiguousarray(W.data, dtype=np.float64)
+    y, it, delta, _, status = _k.chebyshev_solve(_unsigned(W.indptr), _unsigned(W.indices), data, 2.0, q,
                                                  max_iter, tol)
-    if not converged:
+    if status == _k.NOT_CONTRACTING:
+        return None
+    if status != _k.CONVERGED:
         raise ConvergenceError(it, delta, tol)
     return y, it
 
