@@ -186,6 +186,40 @@ def test_chebyshev_sweep_matches_scipy(seed: int, jacobi: bool, index_dtype: typ
     assert delta == np.max(np.abs(y - p))
 
 
+@pytest.mark.parametrize("ahead", [1, 32, 10_000])
+def test_chebyshev_sweep_with_prefetch_is_the_same_sweep(ahead: int) -> None:
+    from reputation.scoring._kernels import chebyshev_sweep
+    from reputation.scoring.propagation import _unsigned
+
+    rng = np.random.default_rng(4)
+    n = 300
+    A = _random_csr(rng, n, 2500, np.int32)
+    q, p, prev = (rng.normal(size=n) for _ in range(3))
+    args = (_unsigned(A.indptr), _unsigned(A.indices), A.data, 2.0, q, p)
+    y0, n0, y1, n1 = np.zeros(n), prev.copy(), np.zeros(n), prev.copy()
+    d0 = chebyshev_sweep(*args, n0, y0, 1.3, False, 0)
+    d1 = chebyshev_sweep(*args, n1, y1, 1.3, False, ahead)  # ahead past the last entry: clamped
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(n1, n0)
+    assert d1 == d0
+
+
+def test_unclipped_solve_with_prefetch_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reputation.scoring.propagation as prop
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    W = normalise_edges(rng.integers(0, n, 20000), rng.integers(0, n, 20000), rng.uniform(0.5, 2.0, 20000), n,
+                        mode="row")
+    q = rng.normal(size=n) * 0.2
+    assert q.nbytes < prop.PREFETCH_MIN_BYTES
+    plain, it = linearized_bp(W, q, clip=None)
+    monkeypatch.setattr(prop, "PREFETCH_MIN_BYTES", 0)
+    prefetched, it_pf = linearized_bp(W, q, clip=None)
+    assert it_pf == it
+    np.testing.assert_array_equal(prefetched, plain)
+
+
 def test_chebyshev_sweep_propagates_nan() -> None:
     from reputation.scoring._kernels import chebyshev_sweep
     from reputation.scoring.propagation import _unsigned

@@ -17,13 +17,36 @@ Compiled code is cached on disk (``cache=True``): only the first run on a machin
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):  # pragma: no cover
+    """``llvm.prefetch`` (read, keep in all cache levels) of ``arr[idx]``: a hint, it never faults.
+
+    (``p0``: the opaque-pointer name of the intrinsic, as llvmlite ≥ 0.44 emits pointers.)
+    """
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True)
 def chebyshev_sweep(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scale: float, q: np.ndarray,
                     p: np.ndarray, nxt: np.ndarray, y: np.ndarray, omega: float,
-                    jacobi: bool) -> float:  # pragma: no cover
+                    jacobi: bool, ahead: int = 0) -> float:  # pragma: no cover
     """One mat-vec and the iteration's vector update in a single pass; returns ``max |y − p|``.
 
     Row by row: ``y_u = q_u + scale·(A·p)_u`` (the Jacobi update of the iterate ``p``; ``A`` is the CSR
@@ -37,17 +60,34 @@ def chebyshev_sweep(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, s
     Each row is summed with two interleaved accumulators (even and odd entries, added at the end), which
     halves the chain of dependent floating-point additions that bounds a row's throughput; the sum differs
     from the sequential one by rounding only (~1e-16 relative) and is the same on every run.
+
+    ``ahead > 0`` prefetches the gather ``p[indices[k + ahead]]`` (once per pair of entries) while entry
+    ``k`` is summed. When ``p`` outgrows the core's L2 cache the sweep waits on those gathers, not on
+    memory bandwidth (storing the matrix as float32, or half of it by symmetry, did not help there;
+    reordering the accounts did, but costs more to compute than it saves): on the 10M-message world's
+    co-behaviour graph (147k rows, 31 entries per row) ``ahead = 64`` made the solve 12–19% faster (its
+    conversation graph, 5 entries per row: ~3% slower). With ``p`` in cache the prefetches are pure
+    overhead (~30% slower on the 1M world's graphs): pass 0.
     """
     one, two = np.uint64(1), np.uint64(2)
+    dist = np.uint64(ahead)
+    last = np.uint64(len(indices) - 1) if len(indices) else np.uint64(0)
     worst = 0.0
     for u in range(len(q)):
         k, end = np.uint64(indptr[u]), np.uint64(indptr[u + 1])
         a0 = 0.0
         a1 = 0.0
-        while k + one < end:
-            a0 += data[k] * p[indices[k]]
-            a1 += data[k + one] * p[indices[k + one]]
-            k += two
+        if ahead > 0:
+            while k + one < end:
+                _prefetch(p, np.uint64(indices[min(k + dist, last)]))
+                a0 += data[k] * p[indices[k]]
+                a1 += data[k + one] * p[indices[k + one]]
+                k += two
+        else:
+            while k + one < end:
+                a0 += data[k] * p[indices[k]]
+                a1 += data[k + one] * p[indices[k + one]]
+                k += two
         if k < end:
             a0 += data[k] * p[indices[k]]
         yu = q[u] + scale * (a0 + a1)
@@ -107,16 +147,18 @@ CONVERGED, NOT_CONVERGED, NOT_CONTRACTING = 0, 1, 2
 
 @njit(cache=True, nogil=True)
 def chebyshev_solve(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scale: float, q: np.ndarray,
-                    max_iter: int, tol: float) -> tuple[np.ndarray, int, float, float, int]:  # pragma: no cover
+                    max_iter: int, tol: float,
+                    ahead: int = 0) -> tuple[np.ndarray, int, float, float, int]:  # pragma: no cover
     """Solve ``p = q + scale·A·p`` by Chebyshev semi-iteration, with a Jacobi fallback; the whole loop compiled.
 
     The iteration of :func:`reputation.scoring.propagation._chebyshev` (see there for the recurrence, the
     mat-vec budget and the stopping rule): the first step is :func:`first_sweep`, which also yields
     ``rho``, the largest absolute row sum of ``scale·A`` (a bound on its spectral radius); each further
-    step is one :func:`chebyshev_sweep`. Returns ``(y, iterations, delta, rho, status)``: ``y`` the Jacobi
-    update of the last iterate, ``iterations`` the mat-vecs run, ``delta`` the last ``max |y − p|`` and
-    ``status`` one of ``CONVERGED``, ``NOT_CONVERGED`` (``max_iter`` reached, or a non-finite change) or
-    ``NOT_CONTRACTING`` (``rho ≥ 1``: stopped after the first mat-vec, the rate bound does not hold).
+    step is one :func:`chebyshev_sweep` (prefetching ``ahead`` entries ahead). Returns ``(y, iterations,
+    delta, rho, status)``: ``y`` the Jacobi update of the last iterate, ``iterations`` the mat-vecs run,
+    ``delta`` the last ``max |y − p|`` and ``status`` one of ``CONVERGED``, ``NOT_CONVERGED``
+    (``max_iter`` reached, or a non-finite change) or ``NOT_CONTRACTING`` (``rho ≥ 1``: stopped after
+    the first mat-vec, the rate bound does not hold).
     """
     nxt = q.copy()
     y = np.empty_like(q)
@@ -138,7 +180,7 @@ def chebyshev_solve(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, s
         if it == budget + 1:  # not converging at the real-spectrum rate: Jacobi, restarting from q (the
             p[:] = q          # Chebyshev iterate may have grown)
         jacobi = it > budget
-        delta = chebyshev_sweep(indptr, indices, data, scale, q, p, nxt, y, omega, jacobi)
+        delta = chebyshev_sweep(indptr, indices, data, scale, q, p, nxt, y, omega, jacobi, ahead)
         p, nxt = nxt, p
         if delta < tol:  # the iterate has converged: return its Jacobi update, as the Jacobi iteration does
             return y, it, delta, rho, CONVERGED
