@@ -155,16 +155,149 @@ def test_unclipped_solve_falls_back_to_jacobi_on_a_complex_spectrum() -> None:
     np.testing.assert_allclose(got, exact, atol=1e-8)
 
 
-def test_chebyshev_update_matches_numpy() -> None:
-    from reputation.scoring._kernels import chebyshev_update
+def _random_csr(rng: np.random.Generator, n: int, nnz: int, index_dtype: type) -> sp.csr_matrix:
+    """A random CSR matrix with empty rows, one long row, rows of odd and even length and stored zeros."""
+    rows, cols = rng.integers(0, n - n // 10, nnz), rng.integers(0, n, nnz)  # the last tenth of rows empty
+    rows[: n // 5] = 0  # one long row
+    rows[rows % 17 == 5] = 1  # and more empty rows in between
+    A = sp.coo_matrix((rng.normal(size=nnz), (rows, cols)), shape=(n, n)).tocsr()
+    A.data[rng.random(A.nnz) < 0.1] = 0.0
+    A.indices, A.indptr = A.indices.astype(index_dtype), A.indptr.astype(index_dtype)
+    return A
 
-    rng = np.random.default_rng(3)
-    y, q, p, prev = (rng.normal(size=50) for _ in range(4))
-    y0, prev0 = y.copy(), prev.copy()
-    delta = chebyshev_update(y, q, p, prev, 1.3)
-    np.testing.assert_array_equal(y, y0 + q)
-    np.testing.assert_allclose(prev, prev0 + 1.3 * (y0 + q - prev0), rtol=1e-15)
-    assert delta == np.max(np.abs(y0 + q - p))
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("jacobi", [False, True])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_chebyshev_sweep_matches_scipy(seed: int, jacobi: bool, index_dtype: type) -> None:
+    from reputation.scoring._kernels import chebyshev_sweep
+    from reputation.scoring.propagation import _unsigned
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    A = _random_csr(rng, n, 2500, index_dtype)
+    assert np.diff(A.indptr).min() == 0 and A.indices.dtype == index_dtype
+    q, p, prev = (rng.normal(size=n) for _ in range(3))
+    y, nxt = np.full(n, np.nan), prev.copy()
+    delta = chebyshev_sweep(_unsigned(A.indptr), _unsigned(A.indices), A.data, 2.0, q, p, nxt, y, 1.3, jacobi)
+    want_y = q + 2.0 * (A @ p)
+    np.testing.assert_allclose(y, want_y, rtol=0, atol=1e-13)  # two accumulators: rounding only
+    np.testing.assert_allclose(nxt, want_y if jacobi else prev + 1.3 * (want_y - prev), rtol=0, atol=1e-13)
+    assert delta == np.max(np.abs(y - p))
+
+
+@pytest.mark.parametrize("ahead", [1, 32, 10_000])
+def test_chebyshev_sweep_with_prefetch_is_the_same_sweep(ahead: int) -> None:
+    from reputation.scoring._kernels import chebyshev_sweep
+    from reputation.scoring.propagation import _unsigned
+
+    rng = np.random.default_rng(4)
+    n = 300
+    A = _random_csr(rng, n, 2500, np.int32)
+    q, p, prev = (rng.normal(size=n) for _ in range(3))
+    args = (_unsigned(A.indptr), _unsigned(A.indices), A.data, 2.0, q, p)
+    y0, n0, y1, n1 = np.zeros(n), prev.copy(), np.zeros(n), prev.copy()
+    d0 = chebyshev_sweep(*args, n0, y0, 1.3, False, 0)
+    d1 = chebyshev_sweep(*args, n1, y1, 1.3, False, ahead)  # ahead past the last entry: clamped
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(n1, n0)
+    assert d1 == d0
+
+
+def test_unclipped_solve_with_prefetch_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reputation.scoring.propagation as prop
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    W = normalise_edges(rng.integers(0, n, 20000), rng.integers(0, n, 20000), rng.uniform(0.5, 2.0, 20000), n,
+                        mode="row")
+    q = rng.normal(size=n) * 0.2
+    assert q.nbytes < prop.PREFETCH_MIN_BYTES
+    plain, it = linearized_bp(W, q, clip=None)
+    monkeypatch.setattr(prop, "PREFETCH_MIN_BYTES", 0)
+    prefetched, it_pf = linearized_bp(W, q, clip=None)
+    assert it_pf == it
+    np.testing.assert_array_equal(prefetched, plain)
+
+
+def test_chebyshev_sweep_propagates_nan() -> None:
+    from reputation.scoring._kernels import chebyshev_sweep
+    from reputation.scoring.propagation import _unsigned
+
+    A = sp.csr_matrix(np.array([[0.0, 0.5], [0.5, 0.0]]))
+    p = np.array([np.nan, 0.0])
+    y, nxt = np.zeros(2), np.zeros(2)
+    assert np.isnan(chebyshev_sweep(_unsigned(A.indptr), _unsigned(A.indices), A.data, 2.0, np.zeros(2), p, nxt,
+                                    y, 1.0, False))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_first_sweep_matches_scipy_and_returns_the_inf_norm(seed: int) -> None:
+    from reputation.scoring._kernels import first_sweep
+    from reputation.scoring.propagation import _unsigned
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    A = _random_csr(rng, n, 2500, np.int32)
+    q = rng.normal(size=n)
+    y, nxt = np.full(n, np.nan), q.copy()
+    delta, norm = first_sweep(_unsigned(A.indptr), _unsigned(A.indices), A.data, 2.0, q, nxt, y)
+    np.testing.assert_allclose(y, q + 2.0 * (A @ q), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(nxt, y, rtol=0, atol=1e-13)
+    assert delta == np.max(np.abs(y - q))
+    assert norm == pytest.approx(2.0 * np.max(np.abs(A).sum(axis=1)), rel=1e-14)
+
+
+def test_unclipped_solve_without_a_contraction_bound_runs_jacobi() -> None:
+    # Rows of 2W sum to 1.2 (no Chebyshev rate), but 2W is nilpotent: Jacobi reaches q + 2W·q exactly.
+    W = sp.csr_matrix(np.array([[0.0, 0.6, 0.0], [0.0, 0.0, 0.6], [0.0, 0.0, 0.0]]))
+    q = np.array([0.1, -0.2, 0.3])
+    got, it = linearized_bp(W, q, clip=None)
+    exact = np.linalg.solve(np.eye(3) - 2.0 * W.toarray(), q)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-15)
+    assert it == 3  # Jacobi from q: two steps to the fixed point, a third that changes nothing
+
+
+def _chebyshev_scipy(W: sp.csr_matrix, q: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, int]:
+    """The Chebyshev semi-iteration with scipy mat-vecs and numpy updates (the compiled solve's reference)."""
+    two_w = 2.0 * W
+    rho = float(np.max(np.abs(two_w).sum(axis=1)))
+    p, prev, omega = q.copy(), q.copy(), 1.0
+    for it in range(1, 500):
+        y = q + two_w @ p
+        delta = np.max(np.abs(y - p))
+        prev, p = p, prev + omega * (y - prev)
+        if delta < tol:
+            return y, it
+        omega = 1.0 / (1.0 - 0.5 * rho * rho) if it == 1 else 1.0 / (1.0 - 0.25 * rho * rho * omega)
+    raise AssertionError("no convergence")
+
+
+@pytest.mark.parametrize("mode", ["symmetric", "row"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_solve_matches_the_scipy_chebyshev(seed: int, mode: str) -> None:
+    rng = np.random.default_rng(seed)
+    n = 500
+    src, dst = rng.integers(0, n, 4000), rng.integers(0, n, 4000)
+    W = normalise_edges(src, dst, rng.uniform(0.5, 2.0, 4000), n, rho=0.9, mode=mode)
+    q = rng.normal(size=n) * 0.2
+    got, it = linearized_bp(W, q, clip=None)
+    ref, it_ref = _chebyshev_scipy(W, q)
+    assert it == it_ref  # the same iterates up to rounding, hence the same stopping step
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    W64 = sp.csr_matrix((W.data, W.indices.astype(np.int64), W.indptr.astype(np.int64)), shape=W.shape)
+    got64, it64 = linearized_bp(W64, q, clip=None)
+    assert it64 == it
+    np.testing.assert_array_equal(got64, got)
+
+
+def test_compiled_solve_raises_convergence_error() -> None:
+    n = 50  # a path: Chebyshev needs more than 5 mat-vecs (on 3 nodes it is exact after 3)
+    W = normalise_edges(np.arange(n - 1), np.arange(1, n), np.ones(n - 1), n, rho=0.9)
+    q = np.zeros(n)
+    q[0] = 0.5
+    with pytest.raises(ConvergenceError):
+        linearized_bp(W, q, clip=None, max_iter=5)
 
 
 def test_template_edges_skip_single_account_templates_cap_large_ones_and_share_one_weight() -> None:
