@@ -124,14 +124,19 @@ def _jacobi(W: sp.spmatrix, q: np.ndarray, tol: float) -> tuple[np.ndarray, int]
     raise AssertionError("no convergence")
 
 
+def _random_graph(seed: int, n: int, m: int, mode: str) -> tuple[sp.csr_matrix, np.ndarray]:
+    """A normalised random graph of n nodes and m edges (rho 0.9) and a centred prior on it."""
+    rng = np.random.default_rng(seed)
+    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+    W = normalise_edges(src, dst, rng.uniform(0.5, 2.0, m), n, rho=0.9, mode=mode)
+    return W, rng.normal(size=n) * 0.2
+
+
 @pytest.mark.parametrize("mode", ["symmetric", "row"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_unclipped_solve_reaches_the_jacobi_fixed_point_in_fewer_matvecs(seed: int, mode: str) -> None:
-    rng = np.random.default_rng(seed)
-    n = 400
-    src, dst = rng.integers(0, n, 3000), rng.integers(0, n, 3000)
-    W = normalise_edges(src, dst, rng.uniform(0.5, 2.0, 3000), n, rho=0.9, mode=mode)
-    q = rng.normal(size=n) * 0.2
+    W, q = _random_graph(seed, 400, 3000, mode)
+    n = W.shape[0]
     exact = np.linalg.solve(np.eye(n) - 2.0 * W.toarray(), q)
     got, it = linearized_bp(W, q, clip=None, tol=1e-7)
     ref, it_ref = _jacobi(W, q, tol=1e-7)
@@ -276,11 +281,7 @@ def _chebyshev_scipy(W: sp.csr_matrix, q: np.ndarray, tol: float = 1e-7) -> tupl
 @pytest.mark.parametrize("mode", ["symmetric", "row"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_compiled_solve_matches_the_scipy_chebyshev(seed: int, mode: str) -> None:
-    rng = np.random.default_rng(seed)
-    n = 500
-    src, dst = rng.integers(0, n, 4000), rng.integers(0, n, 4000)
-    W = normalise_edges(src, dst, rng.uniform(0.5, 2.0, 4000), n, rho=0.9, mode=mode)
-    q = rng.normal(size=n) * 0.2
+    W, q = _random_graph(seed, 500, 4000, mode)
     got, it = linearized_bp(W, q, clip=None)
     ref, it_ref = _chebyshev_scipy(W, q)
     assert it == it_ref  # the same iterates up to rounding, hence the same stopping step
