@@ -55,8 +55,8 @@ def chebyshev_sweep(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, s
     numba then indexes without its negative-index wraparound, which otherwise costs a compare and two
     conditional moves per stored entry (the mat-vec measured ~2x slower than scipy's with signed indices).
     Each row is summed with two interleaved accumulators (even and odd entries, added at the end), which
-    halves the chain of dependent floating-point additions that bounds a row's throughput; the sum differs
-    from the sequential one by rounding only (~1e-16 relative) and is the same on every run.
+    halves the chain of dependent floating-point additions that bounds a row's throughput; it differs from
+    the sequential sum by rounding only (~1e-16 relative) and is the same on every run.
 
     ``ahead > 0`` prefetches the gather ``p[indices[k + ahead]]`` (once per pair of entries) while entry
     ``k`` is summed. When ``p`` outgrows the core's L2 cache the sweep waits on those gathers, not on
