@@ -239,12 +239,20 @@ def measure_size(
     kernels: bool = True,
     timeout: float | None = None,
     max_rss_mib: float | None = None,
+    repeat: int = 1,
     log=print,
 ) -> dict[str, Any]:
     """Generate, floor, pipeline and kernels for one size, each in a fresh process.
 
     ``timeout`` (seconds) and ``max_rss_mib`` bound the pipeline run (the machine may be shared); a run
     past either is killed and reported with the stages it finished (``pipeline_partial``).
+
+    ``repeat`` > 1 measures the floor and the pipeline that many times on the same generated world
+    (alternating, each pipeline run into a fresh database): on a shared VM one run can be 50% slower
+    than the next, and a single figure then says more about the neighbours than about the code. The
+    reported ``pipeline`` and ``floor`` are the median runs (the lower median for an even count), the
+    floor ratio is their ratio, and every run's figures are kept under ``repeats``. Kernels run once,
+    on the last run's database.
     """
     world = workdir / f"perf_{messages}"
     shutil.rmtree(world, ignore_errors=True)
@@ -261,35 +269,49 @@ def measure_size(
             ["-m", "benchmarks.perf", "generate", str(world), str(messages)]
         )
         config = res["generate"]["config"]
-        log(
-            f"[perf] {messages:,}: {res['generate']['messages']:,} messages generated in "
-            f"{res['generate']['seconds']:.0f} s; floor scan"
-        )
-        res["floor"] = run_json_subprocess(["-m", "benchmarks.perf", "floor", config])
+        log(f"[perf] {messages:,}: {res['generate']['messages']:,} messages generated in "
+            f"{res['generate']['seconds']:.0f} s")
         db = world / "out" / "reputation.duckdb"
-        log(f"[perf] {messages:,}: floor {res['floor']['seconds']:.1f} s; pipeline")
         stage_log = workdir / f"perf_{messages}.pipeline.log"
-        try:
-            res["pipeline"] = run_json_subprocess(
-                ["-m", "benchmarks.perf", "pipeline", config, str(db)],
-                env=env,
-                timeout=timeout,
-                stderr_path=stage_log,
-                max_rss_mib=max_rss_mib,
-            )
-        except SubprocessFailed as exc:
-            running = re.findall(r"^progress (\w+)\s*$", exc.log, flags=re.M)
-            res["pipeline_partial"] = {"stages": parse_stage_log(exc.log), "log": str(stage_log)}
-            raise RuntimeError(
-                f"pipeline {exc.problem}" + (f" during stage {running[-1]}" if running else "")
-            ) from exc
+        floors, pipelines, repeats = [], [], []
+        for k in range(max(1, repeat)):
+            tag = f"[perf] {messages:,}" + (f" (run {k + 1} of {repeat})" if repeat > 1 else "")
+            load = load_average()
+            floors.append(run_json_subprocess(["-m", "benchmarks.perf", "floor", config]))
+            log(f"{tag}: floor {floors[-1]['seconds']:.1f} s; pipeline")
+            shutil.rmtree(db.parent, ignore_errors=True)  # every run starts from an empty database
+            try:
+                pipelines.append(run_json_subprocess(
+                    ["-m", "benchmarks.perf", "pipeline", config, str(db)],
+                    env=env,
+                    timeout=timeout,
+                    stderr_path=stage_log,
+                    max_rss_mib=max_rss_mib,
+                ))
+            except SubprocessFailed as exc:
+                running = re.findall(r"^progress (\w+)\s*$", exc.log, flags=re.M)
+                res["pipeline_partial"] = {"stages": parse_stage_log(exc.log), "log": str(stage_log)}
+                raise RuntimeError(
+                    f"pipeline {exc.problem}" + (f" during stage {running[-1]}" if running else "")
+                ) from exc
+            p = pipelines[-1]
+            repeats.append({"pipeline_s": p["seconds"], "cpu_s": p.get("cpu_seconds"),
+                            "peak_rss_mib": p["peak_rss_mib"], "floor_s": floors[-1]["seconds"],
+                            "full_scan_s": floors[-1].get("full_scan_seconds"), "load_average_before": load})
+            log(f"{tag}: pipeline {p['seconds']:.1f} s, peak RSS {p['peak_rss_mib']:.0f} MiB")
+        res["pipeline"] = _median_run(pipelines, "seconds")
+        res["floor"] = _median_run(floors, "seconds")
+        full_scans = [f for f in floors if f.get("full_scan_seconds")]
+        if full_scans:
+            res["floor"]["full_scan_seconds"] = _median_run(full_scans, "full_scan_seconds")["full_scan_seconds"]
+        if repeat > 1:
+            res["repeats"] = repeats
         p = res["pipeline"]
         res["messages"] = p["messages"]
         res["messages_per_s"] = p["messages"] / p["seconds"] if p["seconds"] else None
         res["floor_ratio"] = p["seconds"] / res["floor"]["seconds"] if res["floor"]["seconds"] else None
         full = res["floor"].get("full_scan_seconds")
         res["full_scan_ratio"] = p["seconds"] / full if full else None
-        log(f"[perf] {messages:,}: pipeline {p['seconds']:.1f} s, peak RSS {p['peak_rss_mib']:.0f} MiB")
         if kernels:
             try:
                 res["kernels"] = run_json_subprocess(["-m", "benchmarks.kernels", str(db)])
@@ -305,6 +327,16 @@ def measure_size(
     return res
 
 
+def _median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The run with the median ``key`` (the lower of the two middle ones for an even count), as a copy.
+
+    >>> _median_run([{"s": 3}, {"s": 1}, {"s": 2}, {"s": 9}], "s")
+    {'s': 2}
+    """
+    ordered = sorted(runs, key=lambda r: r[key])
+    return dict(ordered[(len(ordered) - 1) // 2])
+
+
 def run_perf(
     mode: str,
     workdir: Path,
@@ -312,9 +344,13 @@ def run_perf(
     keep: bool = False,
     timeout: float | None = None,
     max_rss_mib: float | None = None,
+    repeat: int = 1,
     log=print,
 ) -> dict[str, Any]:
-    """The performance suite: every size in turn (smallest first), then the scaling plot."""
+    """The performance suite: every size in turn (smallest first), then the scaling plot.
+
+    ``repeat`` runs the floor and the pipeline that many times per size (see :func:`measure_size`).
+    """
     sizes = sizes or list(QUICK_SIZES if mode == "quick" else FULL_SIZES)
     workdir.mkdir(parents=True, exist_ok=True)
     runs = []
@@ -325,7 +361,8 @@ def run_perf(
                 {"target_messages": n, "error": f"skipped: only {free / 2**30:.1f} GiB free in {workdir}"}
             )
             continue
-        runs.append(measure_size(n, workdir, keep=keep, timeout=timeout, max_rss_mib=max_rss_mib, log=log))
+        runs.append(measure_size(n, workdir, keep=keep, timeout=timeout, max_rss_mib=max_rss_mib,
+                                 repeat=repeat, log=log))
     out: dict[str, Any] = {"mode": mode, "platforms": PLATFORMS, "days": DAYS, "runs": runs}
     png = plot_scaling(runs, HERE / "perf_scaling.png")
     if png:
@@ -419,6 +456,22 @@ def markdown(res: dict[str, Any]) -> str:
             rows,
         )
     )
+    repeated = [r for r in runs if len(r.get("repeats") or []) > 1]
+    if repeated:
+        lines.append(
+            "Sizes measured several times on the same world (the table shows the median run; every run's "
+            "pipeline and floor seconds, in the order run): "
+            + "; ".join(
+                f"{r['messages']:,}: pipeline "
+                + " / ".join(f"{x['pipeline_s']:.1f}" for x in r["repeats"])
+                + " s, floor "
+                + " / ".join(f"{x['floor_s']:.2f}" for x in r["repeats"])
+                + " s, peak RSS up to "
+                + f"{max(x['peak_rss_mib'] for x in r['repeats']):,.0f} MiB"
+                for r in repeated
+            )
+            + "."
+        )
     lines.append(
         "Each size's run: "
         + "; ".join(
@@ -577,18 +630,27 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str]]:
     ten = [r for r in runs if 9_000_000 <= r["messages"] <= 11_500_000]
     if ten:
         r = ten[0]
+        reps = r.get("repeats") or []
+        seconds = f"{r['pipeline']['seconds']:.0f} s"
+        if len(reps) > 1:
+            times = [x["pipeline_s"] for x in reps]
+            over = sum(t > TARGET_10M_SECONDS for t in times)
+            seconds += (f" (median of {len(reps)} runs, {min(times):.0f}–{max(times):.0f} s; "
+                        f"{over} of {len(reps)} over {TARGET_10M_SECONDS:.0f} s)")
         out.append(
             (
                 "10M messages end to end ≤ 120 s",
-                f"{r['pipeline']['seconds']:.0f} s",
+                seconds,
                 "yes" if r["pipeline"]["seconds"] <= TARGET_10M_SECONDS else "NO",
             )
         )
+        # memory does not average out: the largest of the runs counts
+        rss = max([r["pipeline"]["peak_rss_mib"], *(x["peak_rss_mib"] for x in reps)])
         out.append(
             (
                 "10M messages peak RSS ≤ 6 GiB",
-                f"{r['pipeline']['peak_rss_mib'] / 1024:.2f} GiB",
-                "yes" if r["pipeline"]["peak_rss_mib"] <= TARGET_10M_RSS_MIB else "NO",
+                f"{rss / 1024:.2f} GiB" + (f" (largest of {len(reps)} runs)" if len(reps) > 1 else ""),
+                "yes" if rss <= TARGET_10M_RSS_MIB else "NO",
             )
         )
     else:

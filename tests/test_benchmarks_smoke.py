@@ -124,3 +124,36 @@ def test_report_renders_targets(tmp_path: Path) -> None:
     assert "| perf (quick): 10M messages peak RSS ≤ 6 GiB | 6.84 GiB | NO |" in text
     assert "25.0× | NO" in text
     assert md_table(["a"], [[None]]).strip().endswith("| – |")
+
+
+def test_repeated_perf_runs_report_the_median(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline_s = iter([130.0, 90.0, 100.0])
+    floor_s = iter([2.0, 1.0, 3.0])
+    fresh_db: list[bool] = []
+
+    def fake(args: list[str], **_: object) -> dict:
+        cmd = args[2]
+        if cmd == "generate":
+            return {"config": str(tmp_path / "w" / "pipeline.toml"), "messages": 10_000_000, "seconds": 1.0,
+                    "bytes": 1}
+        if cmd == "floor":
+            return {"seconds": next(floor_s), "full_scan_seconds": 5.0, "messages": 10_000_000}
+        db = Path(args[4])
+        fresh_db.append(not db.parent.exists())
+        db.parent.mkdir(parents=True)
+        db.write_bytes(b"x")  # what a run leaves behind
+        seconds = next(pipeline_s)
+        return {"seconds": seconds, "peak_rss_mib": 7000.0 if seconds == 130.0 else 4000.0,
+                "messages": 10_000_000, "accounts": 5, "stages": [], "cpu_seconds": 1.0}
+
+    monkeypatch.setattr(perf, "run_json_subprocess", fake)
+    res = perf.measure_size(10_000_000, tmp_path, kernels=False, repeat=3, keep=True, log=lambda _: None)
+    assert fresh_db == [True, True, True]  # every pipeline run starts from an empty database
+    assert res["pipeline"]["seconds"] == 100.0 and res["floor"]["seconds"] == 2.0
+    assert res["floor_ratio"] == 50.0
+    assert [r["pipeline_s"] for r in res["repeats"]] == [130.0, 90.0, 100.0]
+    rows = {t: (m, ok) for t, m, ok in perf.targets({"runs": [res]})}
+    assert rows["10M messages end to end ≤ 120 s"] == ("100 s (median of 3 runs, 90–130 s; 1 of 3 over 120 s)", "yes")
+    # memory does not average out: the largest run decides
+    assert rows["10M messages peak RSS ≤ 6 GiB"] == ("6.84 GiB (largest of 3 runs)", "NO")
+    assert "10,000,000: pipeline 130.0 / 90.0 / 100.0 s" in perf.markdown({"runs": [res]})
