@@ -13,6 +13,7 @@ Usage
     python -m benchmarks full --suites perf --sizes 10000000 --repeat 3  # median of 3 runs (~7 min)
     python -m benchmarks full --suites perf --sizes 30000000 --timeout 3600 --max-rss-gib 17
     python -m benchmarks report                   # re-render RESULTS.md from results.json
+    python -m benchmarks.profile_stages DB --config CONFIG STAGE...  # where a stage's time goes
 
 Suites (``--suites``, comma-separated; default all):
 

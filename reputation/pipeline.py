@@ -32,7 +32,7 @@ from pathlib import Path
 import duckdb
 
 from . import __version__
-from .config import Config, load_config
+from .config import Config, Settings, load_config
 from .context import StageContext
 from .export import write_exports
 from .hashing import resolve_key
@@ -117,6 +117,30 @@ def analysis_stages() -> list[tuple[str, StageFn]]:
     ]
 
 
+def open_build_connection(path: Path, settings: Settings) -> duckdb.DuckDBPyConnection:
+    """Open (or create) the database at ``path`` with the settings every pipeline run uses.
+
+    UTC session time, spill files beside the database, no automatic checkpoints or vacuum (see the
+    comments), and the configured memory limit and threads. :mod:`benchmarks.profile_stages` opens its
+    copies the same way, so that a profiled stage runs as it does in the pipeline.
+    """
+    con = duckdb.connect(str(path))
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET temp_directory = ?", [str(path.parent / ".duckdb_tmp")])
+    # The build file is checkpointed once at the end; automatic checkpoints every 16 MB of WAL would
+    # recompress the growing tables again and again (measured: ingest 13.6 s -> 8.1 s per 1M rows).
+    con.execute("SET checkpoint_threshold = '64GB'")
+    # Every input file's INSERT ends in a part-filled row group; by default that CHECKPOINT merges them
+    # by rewriting the whole table (measured: 14 CPU-s of the final checkpoint at 10M messages, for
+    # nothing the readers need). Without vacuum the part-filled row groups stay as they are.
+    con.execute("SET max_vacuum_tasks = 0")
+    if settings.memory_limit:
+        con.execute("SET memory_limit = ?", [settings.memory_limit])
+    if settings.threads:
+        con.execute("SET threads = ?", [settings.threads])
+    return con
+
+
 class _Runner:
     def __init__(self, config: Config, database: Path, exports: Path, progress: Callable[[str], None] | None,
                  stages: list[tuple[str, StageFn]] | None = None):
@@ -146,22 +170,7 @@ class _Runner:
                         {"r": self.run_id, "s": name, "t": seconds, "n": rows[0], "p": peak})
 
     def connect(self, path: Path) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(str(path))
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET temp_directory = ?", [str(path.parent / ".duckdb_tmp")])
-        # The build file is checkpointed once at the end; automatic checkpoints every 16 MB of WAL would
-        # recompress the growing tables again and again (measured: ingest 13.6 s -> 8.1 s per 1M rows).
-        con.execute("SET checkpoint_threshold = '64GB'")
-        # Every input file's INSERT ends in a part-filled row group; by default that CHECKPOINT merges them
-        # by rewriting the whole table (measured: 14 CPU-s of the final checkpoint at 10M messages, for
-        # nothing the readers need). Without vacuum the part-filled row groups stay as they are.
-        con.execute("SET max_vacuum_tasks = 0")
-        s = self.config.settings
-        if s.memory_limit:
-            con.execute("SET memory_limit = ?", [s.memory_limit])
-        if s.threads:
-            con.execute("SET threads = ?", [s.threads])
-        return con
+        return open_build_connection(path, self.config.settings)
 
     def run(self) -> RunResult:
         self.database.parent.mkdir(parents=True, exist_ok=True)

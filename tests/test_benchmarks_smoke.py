@@ -157,3 +157,25 @@ def test_repeated_perf_runs_report_the_median(tmp_path: Path, monkeypatch: pytes
     # memory does not average out: the largest run decides
     assert rows["10M messages peak RSS ≤ 6 GiB"] == ("6.84 GiB (largest of 3 runs)", "NO")
     assert "10,000,000: pipeline 130.0 / 90.0 / 100.0 s" in perf.markdown({"runs": [res]})
+
+
+def test_profile_stages_times_statements_on_a_copy(tiny_run: tuple[Path, Path]) -> None:
+    from benchmarks import profile_stages
+
+    world, db = tiny_run
+    before = db.read_bytes()
+    results = profile_stages.profile_stages(db, world / "pipeline.toml", ["identities", "reputation"], top=50)
+    assert db.read_bytes() == before  # the original database is never written
+    assert not list(db.parent.glob("profile-*"))  # the copy is removed
+    con = duckdb.connect(str(db), read_only=True)
+    accounts = con.execute("SELECT count(*) FROM reputation").fetchone()[0]
+    con.close()
+    rep = results[1]
+    assert [r["stage"] for r in results] == ["identities", "reputation"] and rep["rows"] == accounts
+    sites = [site for site, *_ in rep["statements"]]
+    assert any(s.startswith("scoring/stage.py:") for s in sites)  # charged to the issuing line
+    assert any("edge_list" in s for s in sites)  # relations from con.sql are timed when fetched
+    assert 0 < rep["sql_seconds"] <= rep["seconds"]
+    assert "stage reputation:" in profile_stages.render(results)
+    with pytest.raises(ValueError, match="unknown stage"):
+        profile_stages.profile_stages(db, world / "pipeline.toml", ["nope"])
