@@ -307,7 +307,9 @@ def test_compiled_verification_equals_estimate_and_thresholds():
     short = np.minimum(words[left], words[right]) < 12
     want = np.where(short, sim >= 0.8, sim >= 0.3)
     assert 0 < want.sum() < len(want)
-    assert (verify_pairs(low, left, right, words, 12, 0.3, 0.8) == want).all()
+    # the prefetch distance changes nothing, including one past the last pair (clamped)
+    for ahead in (0, 1, 16, 10_000):
+        assert (verify_pairs(low, left, right, words, 12, 0.3, 0.8, ahead) == want).all(), ahead
 
 
 def test_compaction_keeps_first_occurrences_in_storage_order_and_ids_by_rank():

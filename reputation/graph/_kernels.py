@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .._prefetch import prefetch
+
 _FNV = np.uint64(0x100000001B3)
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
 
@@ -71,17 +73,29 @@ def _equal_share(low: np.ndarray, a: int, b: int) -> float:  # pragma: no cover
 
 @njit(cache=True, parallel=True, nogil=True)
 def verify_pairs(low: np.ndarray, left: np.ndarray, right: np.ndarray, n_tokens: np.ndarray, short_tokens: int,
-                 threshold: float, strict: float) -> np.ndarray:  # pragma: no cover
+                 threshold: float, strict: float, ahead: int = 16) -> np.ndarray:  # pragma: no cover
     """Which candidate pairs pass verification (step 5 of :mod:`reputation.graph.templates`).
 
     The b-bit Jaccard estimate of ``estimated_jaccard`` (rounded to float32 as there), compared with
     ``strict`` when the shorter text has fewer than ``short_tokens`` words and with ``threshold``
     otherwise.
+
+    Pairs come ordered by ``right``, so the ``right`` rows of ``low`` are read in order, but each
+    ``left`` row (a bucket root, anywhere below) is a cache miss: ``ahead`` > 0 prefetches the ``left``
+    row that many pairs ahead (both cache lines it may span), so the misses overlap. Measured on the
+    79M candidate pairs of a 10M-message world: 2.0–2.2 s without, 1.1–1.2 s with 16 or 32 pairs ahead,
+    1.1–1.4 s with 8 or 64.
     """
     m = len(left)
     c = 1.0 / 256.0
+    width = low.shape[1]
+    last = m - 1
     keep = np.empty(m, dtype=np.bool_)
     for k in prange(m):
+        if ahead > 0:
+            row = np.uint64(left[min(k + ahead, last)]) * np.uint64(width)
+            prefetch(low, row)
+            prefetch(low, row + np.uint64(width - 1))
         a = left[k]
         b = right[k]
         est = np.float64(np.float32(min(max((_equal_share(low, a, b) - c) / (1.0 - c), 0.0), 1.0)))

@@ -17,27 +17,9 @@ Compiled code is cached on disk (``cache=True``): only the first run on a machin
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
-
-@intrinsic
-def _prefetch(typingctx, arr, idx):  # pragma: no cover
-    """``llvm.prefetch`` (read, keep in all cache levels) of ``arr[idx]``: a hint, it never faults."""
-    sig = types.void(arr, idx)
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        # the name's pointer suffix ("p0" or "p0i8") follows llvmlite's pointer mode
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
-        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
+from .._prefetch import prefetch as _prefetch
 
 
 @njit(cache=True, nogil=True)
