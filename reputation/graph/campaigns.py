@@ -211,11 +211,14 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, ctx: StageContext,
                WHERE m.sent_at IS NOT NULL AND c.senders >= $min_senders
            ),
            repeats AS (   -- direct messages to a recipient who got this template in an earlier window
-               SELECT platform, account, template_id, domain,
-                      count(*) FILTER (WHERE win > first_win) / count(*) AS repeat_share
-               FROM (SELECT *, min(win) OVER (PARTITION BY platform, account, template_id, domain, recipient)
-                               AS first_win
-                     FROM msgs WHERE recipient IS NOT NULL)
+               -- (per recipient: all its messages but those of its first window; grouped, not a window
+               -- function over five string keys: 2.8 -> 2.2 s for this statement at 10M messages)
+               SELECT platform, account, template_id, domain, (sum(n) - sum(n_first)) / sum(n) AS repeat_share
+               FROM (SELECT platform, account, template_id, domain, recipient,
+                            sum(c) AS n, arg_min(c, win) AS n_first
+                     FROM (SELECT platform, account, template_id, domain, recipient, win, count(*) AS c
+                           FROM msgs WHERE recipient IS NOT NULL GROUP BY ALL)
+                     GROUP BY ALL)
                GROUP BY ALL
            ),
            acts AS (
