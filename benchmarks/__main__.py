@@ -186,14 +186,13 @@ def render(data: dict[str, Any] | None = None, path: Path = RESULTS_MD) -> str:
         "",
     ]
     if data:
-        any_run = next(iter(data.values()))
-        m = any_run["machine"]
+        latest = max(data.values(), key=lambda r: r.get("date", ""))
+        m = latest["machine"]
         parts += [
             "## Machine",
             "",
-            f"{m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['os']}, Python {m['python']}, "
-            f"git {m.get('git_commit')} (+{m.get('git_uncommitted_files', '?')} uncommitted files: "
-            "the figures measure the working tree of that date).",
+            f"{m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['os']}, Python {m['python']} "
+            "(as of the latest run; each section names the commit it measured).",
             "",
             "Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v) + ".",
             "",
@@ -227,7 +226,8 @@ def render(data: dict[str, Any] | None = None, path: Path = RESULTS_MD) -> str:
             parts += [
                 f"## {title} ({mode})",
                 "",
-                f"Command: `{res['command']}` · date {res['date']} · load average before "
+                f"Command: `{res['command']}` · date {res['date']} · {_commit(res.get('machine', {}))} · "
+                "load average before "
                 f"{res.get('load_average_before')}, after {res['load_average']} (1/5/15 min; 2 CPUs)",
                 "",
                 fn(res),
@@ -236,6 +236,19 @@ def render(data: dict[str, Any] | None = None, path: Path = RESULTS_MD) -> str:
     text = "\n".join(parts).rstrip() + "\n"
     path.write_text(text)
     return text
+
+
+def _commit(machine: dict[str, Any]) -> str:
+    """``git <commit>`` of a run, with its uncommitted files when there were any.
+
+    >>> _commit({"git_commit": "abc1234", "git_uncommitted_files": 0})
+    'git abc1234'
+    >>> _commit({"git_commit": "abc1234", "git_uncommitted_files": 2})
+    'git abc1234 + 2 uncommitted files'
+    """
+    commit = machine.get("git_commit") or "unknown"
+    dirty = machine.get("git_uncommitted_files")
+    return f"git {commit}" + (f" + {dirty} uncommitted files" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -107,8 +108,24 @@ def _git_commit() -> str | None:
         return None
 
 
+def git_commit() -> str | None:
+    """Short commit of the checkout, ``+N`` when N files differ from it (the tree a measurement measured)."""
+    commit, dirty = _git_commit(), _git_dirty()
+    return f"{commit}+{dirty}" if commit and dirty else commit
+
+
+#: The suite's own outputs (and the hand-written history): changed by every run, so not counted as changes
+#: to the code a run measured.
+_RESULT_FILES = re.compile(r"^benchmarks/(RESULTS\.md|results\.json|HISTORY\.md|[^/]+\.png)$")
+
+
 def _git_dirty() -> int | None:
-    """Files changed or untracked in the working tree (the figures measure the tree, not the commit)."""
+    """Files changed or untracked in the working tree, the suite's result files aside (the figures measure
+    the tree, not the commit).
+
+    >>> _RESULT_FILES.match("benchmarks/results.json") is not None, _RESULT_FILES.match("benchmarks/perf.py")
+    (True, None)
+    """
     try:
         out = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=all"],
@@ -118,7 +135,10 @@ def _git_dirty() -> int | None:
             timeout=10,
             check=False,
         )
-        return len(out.stdout.splitlines()) if out.returncode == 0 else None
+        if out.returncode != 0:
+            return None
+        paths = [line[3:].split(" -> ")[-1].strip('"') for line in out.stdout.splitlines()]
+        return sum(not _RESULT_FILES.match(p) for p in paths)
     except (OSError, subprocess.SubprocessError):
         return None
 

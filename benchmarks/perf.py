@@ -40,6 +40,7 @@ from benchmarks.common import (
     SubprocessFailed,
     command_line,
     fmt,
+    git_commit,
     load_average,
     md_table,
     now_utc,
@@ -260,6 +261,7 @@ def measure_size(
         "target_messages": messages,
         "date": now_utc(),
         "command": command_line(),
+        "git_commit": git_commit(),
         "load_average_before": load_average(),
     }
     env = {"REPUTATION_HASH_KEY": os.environ.get("REPUTATION_HASH_KEY", "benchmark-key")}
@@ -475,7 +477,10 @@ def markdown(res: dict[str, Any]) -> str:
     lines.append(
         "Each size's run: "
         + "; ".join(
-            f"{r['target_messages']:,} on {r.get('date', '?')} by `{r.get('command', '?')}`" for r in runs
+            f"{r['target_messages']:,} on {r.get('date', '?')}"
+            + (f" at git {r['git_commit']}" if r.get("git_commit") else "")
+            + f" by `{r.get('command', '?')}`"
+            for r in runs
         )
         + "."
     )

@@ -102,7 +102,8 @@ def test_report_renders_targets(tmp_path: Path) -> None:
                 "os": "linux",
                 "python": "3.11",
                 "packages": {"duckdb": "2"},
-                "git_commit": None,
+                "git_commit": "abc1234",
+                "git_uncommitted_files": 2,
             },
             "platforms": 5,
             "days": 60,
@@ -123,6 +124,7 @@ def test_report_renders_targets(tmp_path: Path) -> None:
     assert "| perf (quick): 10M messages end to end ≤ 120 s | 100 s | yes |" in text
     assert "| perf (quick): 10M messages peak RSS ≤ 6 GiB | 6.84 GiB | NO |" in text
     assert "25.0× | NO" in text
+    assert "· git abc1234 + 2 uncommitted files ·" in text  # each section names the tree it measured
     assert md_table(["a"], [[None]]).strip().endswith("| – |")
 
 
