@@ -253,7 +253,8 @@ def measure_size(
     than the next, and a single figure then says more about the neighbours than about the code. The
     reported ``pipeline`` and ``floor`` are the median runs (the lower median for an even count), the
     floor ratio is their ratio, and every run's figures are kept under ``repeats``. Kernels run once,
-    on the last run's database.
+    on the last run's database. A run that fails or is stopped fails the size (its stages are kept as
+    for a single run): a median must not hide a run that did not finish.
     """
     world = workdir / f"perf_{messages}"
     shutil.rmtree(world, ignore_errors=True)
