@@ -156,8 +156,8 @@ def profile_stages(database: Path, config_path: Path, stages: list[str], scratch
         scratch = workdir / database.name
     shutil.copy(database, scratch)
     out = []
+    raw = open_build_connection(scratch, config.settings)
     try:
-        raw = open_build_connection(scratch, config.settings)
         found = raw.execute("SELECT run_id, as_of FROM runs WHERE status = 'complete' "
                             "ORDER BY started_at DESC LIMIT 1").fetchall()
         if not found:
@@ -165,28 +165,35 @@ def profile_stages(database: Path, config_path: Path, stages: list[str], scratch
         run_id, as_of = found[0]
         ctx = StageContext(run_id=run_id, settings=replace(config.settings, as_of=as_of), as_of=as_of)
         for name in stages:
-            times = StatementTimes()
-            con = TimedConnection(raw, times)
-            prof = cProfile.Profile() if cprofile_top else None
-            t = time.perf_counter()
-            if prof:
-                prof.enable()
-            rows = known[name](con, ctx)  # type: ignore[arg-type]
-            if prof:
-                prof.disable()
-            seconds = time.perf_counter() - t
-            res: dict[str, Any] = {"stage": name, "rows": rows, "seconds": seconds, "sql_seconds": times.total(),
-                                   "statements": times.top(top)}
-            if prof:
-                buf = io.StringIO()
-                pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(cprofile_top)
-                res["cprofile"] = buf.getvalue()
-            out.append(res)
-        raw.close()
+            out.append(_profile_stage(raw, ctx, name, known[name], cprofile_top, top))
     finally:
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True) if workdir else scratch.unlink(missing_ok=True)
+        raw.close()
+        if not keep and workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif not keep:
+            for path in (scratch, scratch.with_name(scratch.name + ".wal")):
+                path.unlink(missing_ok=True)
     return out
+
+
+def _profile_stage(raw: duckdb.DuckDBPyConnection, ctx: Any, name: str, fn: Any, cprofile_top: int,
+                   top: int) -> dict[str, Any]:
+    """Run one stage on ``raw`` with every statement timed (and cProfile when ``cprofile_top``)."""
+    times = StatementTimes()
+    prof = cProfile.Profile() if cprofile_top else None
+    t = time.perf_counter()
+    if prof:
+        prof.enable()
+    rows = fn(TimedConnection(raw, times), ctx)
+    if prof:
+        prof.disable()
+    res: dict[str, Any] = {"stage": name, "rows": rows, "seconds": time.perf_counter() - t,
+                           "sql_seconds": times.total(), "statements": times.top(top)}
+    if prof:
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(cprofile_top)
+        res["cprofile"] = buf.getvalue()
+    return res
 
 
 def render(results: list[dict[str, Any]]) -> str:
