@@ -385,7 +385,11 @@ def test_behaviour_alone_claims_no_more_than_one_flag(scored: duckdb.DuckDBPyCon
 
     from reputation.scoring.stage import MAX_BEHAVIOUR_P, MAX_FLAG_LOGODDS, MIN_BEHAVIOUR_P
 
+    from reputation.config import VerdictThresholds
+
     assert expit(MAX_FLAG_LOGODDS) + 1e-12 >= MAX_BEHAVIOUR_P
+    # ...yet enough for a spam verdict by default: a spam-like account with no other evidence is still caught
+    assert MAX_BEHAVIOUR_P > VerdictThresholds().spam
     lo, hi = scored.execute("SELECT min(c_base + c_behaviour), max(c_base + c_behaviour) FROM account_evidence"
                             ).fetchall()[0]
     assert hi <= logit(MAX_BEHAVIOUR_P) + 1e-9 and lo >= logit(MIN_BEHAVIOUR_P) - 1e-9
