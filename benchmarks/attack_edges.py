@@ -514,7 +514,7 @@ def _share(errors: dict[str, Any], cause: str | None) -> str:
 
 
 def engine_ahead(res: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(N, engine vs best baseline, ahead?) rows."""
+    """(N, engine vs best baseline, ahead?) rows; a perfect ranking that a baseline matches is "level"."""
     curve = res.get("roc_auc", {})
     errors = errors_by_n(res)
     rows = []
@@ -525,12 +525,16 @@ def engine_ahead(res: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append((f"N={n}", "not measured", "–"))
             continue
         best = max(others, key=others.get)
-        measured = f"engine {eng:.4f} vs {best} {others[best]:.4f}"
+        digits = 4  # more where four decimals would print a difference as a tie
+        while digits < 6 and f"{eng:.{digits}f}" == f"{others[best]:.{digits}f}" and eng != others[best]:
+            digits += 1
+        measured = f"engine {eng:.{digits}f} vs {best} {others[best]:.{digits}f}"
         e = errors.get(n)
         if eng <= others[best] and e and e["misordered_pairs"]:
             measured += (
                 f" ({e['misordered_pairs']:g} misordered pairs over the seeds, {_share(e, 'own behaviour')} from"
                 f" honest accounts whose own behaviour scores as spam, {_share(e, 'graph')} from graph push)"
             )
-        rows.append((f"N={n}", measured, "yes" if eng > others[best] else "NO"))
+        verdict = "yes" if eng > others[best] else "level (both 1)" if eng == others[best] == 1.0 else "NO"
+        rows.append((f"N={n}", measured, verdict))
     return rows

@@ -144,6 +144,11 @@ def test_attack_report_explains_where_the_engine_is_behind() -> None:
     assert summed["roc_auc_without_own_behaviour"] == pytest.approx(0.98)
     [(n, measured, ok)] = attack_edges.engine_ahead(res)
     assert ok == "NO" and "40 misordered pairs" in measured and "75% from honest accounts" in measured
+    assert measured.startswith("engine 0.9800 vs badrank 1.0000")
+    res["roc_auc"]["engine"]["200"] = 0.999991  # rounds to 1.0000: printed with the digits that differ
+    assert attack_edges.engine_ahead(res)[0][1].startswith("engine 0.99999 vs badrank 1.00000")
+    res["roc_auc"]["engine"]["200"] = 1.0
+    assert attack_edges.engine_ahead(res)[0][2] == "level (both 1)"
     # the table row: shares of own behaviour, graph and the rest
     assert "| 200 | 40 of 2,000 | 3 | 9 | 75% | 20% | 5% | 0.9800 |" in attack_edges.markdown(res)
 

@@ -380,16 +380,15 @@ def test_reasons_text_and_flagged_on_follow_the_contribution_order(scored: duckd
     assert multi > 0
 
 
-def test_behaviour_alone_claims_no_more_than_one_flag(scored: duckdb.DuckDBPyConnection) -> None:
+def test_behaviour_alone_is_bounded_below_a_flag_above_the_spam_threshold(scored: duckdb.DuckDBPyConnection) -> None:
     from scipy.special import expit, logit
 
-    from reputation.scoring.stage import MAX_BEHAVIOUR_P, MAX_FLAG_LOGODDS, MIN_BEHAVIOUR_P
-
     from reputation.config import VerdictThresholds
+    from reputation.scoring.stage import MAX_BEHAVIOUR_P, MAX_FLAG_LOGODDS, MIN_BEHAVIOUR_P
 
     assert expit(MAX_FLAG_LOGODDS) + 1e-12 >= MAX_BEHAVIOUR_P
     # ...yet enough for a spam verdict by default: a spam-like account with no other evidence is still caught
-    assert MAX_BEHAVIOUR_P > VerdictThresholds().spam
+    assert VerdictThresholds().spam < MAX_BEHAVIOUR_P
     lo, hi = scored.execute("SELECT min(c_base + c_behaviour), max(c_base + c_behaviour) FROM account_evidence"
                             ).fetchall()[0]
     assert hi <= logit(MAX_BEHAVIOUR_P) + 1e-9 and lo >= logit(MIN_BEHAVIOUR_P) - 1e-9

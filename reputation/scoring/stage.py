@@ -26,10 +26,10 @@ pulled from DuckDB; the text and JSON assembly is SQL.
    for the unlabelled spammers following Elkan & Noto (KDD 2008): ``P(spam | x) = g / c`` with
    ``c = P(flagged | spam)`` estimated as the mean ``g`` of the spam-flagged accounts; a smooth cap keeps
    it below 1 and strictly increasing (:func:`pu_probability`), and it is bounded to
-   [MIN_BEHAVIOUR_P, MAX_BEHAVIOUR_P]: on the spam side 9 : 1 odds, a tenth of one flag's (the correction
-   saturates there, where spammers and extreme honest senders look alike), on the clean side 99.9%. An account that never sent anything has no behaviour to
-   judge: its behavioural term is 0 (silent accounts are never flagged, which the prior would otherwise
-   misread as honesty).
+   [MIN_BEHAVIOUR_P, MAX_BEHAVIOUR_P]: on the spam side 9 : 1 odds, a tenth of one flag's (the
+   correction saturates there, where spammers and extreme honest senders look alike), on the clean side
+   99.9%. An account that never sent anything has no behaviour to judge: its behavioural term is 0
+   (silent accounts are never flagged, which the prior would otherwise misread as honesty).
 4. **Graph propagation** (:mod:`reputation.scoring.propagation`): each account's local belief (steps
    1–3) is centred on the base rate, ``q̂ = expit(local − base) − 0.5`` (no evidence ⇒ 0, as for an
    unlabelled node in SybilSCAR), and propagated with ``p̂ ← q̂ + 2·W·p̂`` over reciprocated
