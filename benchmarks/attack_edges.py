@@ -223,74 +223,11 @@ sent_at = "epoch_s"
     }
 
 
-#: ``account_evidence`` terms an honest account's misranking can be charged to (its largest positive one), and
-#: the names the report gives them.
-EVIDENCE_TERMS = {
-    "c_behaviour": "own behaviour",
-    "c_graph": "graph",
-    "c_identity": "identity carry",
-    "c_campaign": "campaign carry",
-    "c_direct": "own flags",
-}
-
-ERRORS_SQL = """
-WITH flagged AS (SELECT DISTINCT platform, account FROM flags)
-SELECT (t.role = 'spammer' OR coalesce(t.compromised, false)) AS positive, r.score, e.logit,
-       e.c_behaviour, e.c_graph, e.c_identity, e.c_campaign, e.c_direct
-FROM read_parquet($truth) t
-JOIN reputation r ON r.platform = t.platform AND r.account = t.account
-JOIN account_evidence e ON e.platform = t.platform AND e.account = t.account
-ANTI JOIN flagged f ON f.platform = t.platform AND f.account = t.account
-ORDER BY t.platform, t.account
-"""
-
-
-def engine_errors(con: Any, truth_dir: str | Path) -> dict[str, Any]:
-    """Where the engine's ROC-AUC goes: its misordered (honest, positive) pairs, by the honest side's evidence.
-
-    Over the accounts never flagged (the population of ``reputation evaluate``), a pair of an honest
-    account ``h`` and a positive ``s`` is misordered when ``score_h > score_s`` (a tie counts half), so
-    ``1 − ROC-AUC = misordered / pairs``. Each honest account's misordered pairs are charged to its
-    largest positive log-odds term in ``account_evidence`` (``EVIDENCE_TERMS``; ``"none"`` when no term is
-    positive): "own behaviour" means the account's own sending looks like spam, "graph" that its
-    neighbours' belief pushed it up (a victim who wrote back to spammers). ``roc_auc_without_own_behaviour``
-    ranks by the total log-odds less the account's own behavioural term (its neighbours' terms stay in):
-    how the rest of the engine ranks on its own.
-
-    Example: ``engine_errors(duckdb.connect(db, read_only=True), world / "truth")["by_cause"]``.
-    """
-    from reputation.scoring.prior import roc_auc
-
-    cols = con.execute(ERRORS_SQL, {"truth": str(Path(truth_dir) / "accounts.parquet")}).fetchnumpy()
-    positive = np.asarray(cols["positive"], dtype=bool)
-    score = np.asarray(cols["score"], dtype=np.float64)
-    pos_sorted = np.sort(score[positive])
-    neg = ~positive
-    below = np.searchsorted(pos_sorted, score[neg], side="left")
-    ties = np.searchsorted(pos_sorted, score[neg], side="right") - below
-    per_honest = below + 0.5 * ties
-    terms = np.column_stack([np.asarray(cols[t], dtype=np.float64)[neg] for t in EVIDENCE_TERMS])
-    strongest = np.argmax(terms, axis=1)
-    cause = np.where(terms.max(axis=1) > 0, np.array(list(EVIDENCE_TERMS.values()), dtype=object)[strongest], "none")
-    by_cause = {name: float(per_honest[cause == name].sum()) for name in [*EVIDENCE_TERMS.values(), "none"]}
-    misordered = float(per_honest.sum())
-    # positives outranked by at least one honest account
-    top_honest = float(score[neg].max()) if neg.any() else -np.inf
-    logit = np.asarray(cols["logit"], dtype=np.float64)
-    return {
-        "misordered_pairs": misordered,
-        "pairs": int(positive.sum()) * int(neg.sum()),
-        "honest_accounts_misordered": int((per_honest > 0).sum()),
-        "positives_misordered": int((score[positive] <= top_honest).sum()),
-        "by_cause": {k: v for k, v in by_cause.items() if v > 0},
-        "roc_auc_without_own_behaviour": roc_auc(logit - np.asarray(cols["c_behaviour"], np.float64), positive),
-    }
-
-
 def run_one(attack_edges: int, seed: int, workdir: Path, keep: bool = False, **kwargs: Any) -> dict[str, Any]:
     """Build one world, run the pipeline, score the engine and every baseline; delete unless ``keep``."""
     from benchmarks.common import quiet_logging
     from benchmarks.quality import compare_methods
+    from reputation.evaluate.reputation import ranking_errors
     from reputation.pipeline import run_pipeline
 
     quiet_logging()
@@ -306,7 +243,7 @@ def run_one(attack_edges: int, seed: int, workdir: Path, keep: bool = False, **k
         methods = compare_methods(db, out / "truth")
         con = duckdb.connect(str(db), read_only=True)
         try:
-            info["engine_errors"] = engine_errors(con, out / "truth")
+            info["engine_errors"] = ranking_errors(con, out / "truth")
         finally:
             con.close()
         info["methods"] = {
@@ -442,7 +379,7 @@ def markdown(res: dict[str, Any]) -> str:
             "outrank; each honest account's pairs charged to its largest positive term in `account_evidence` "
             "(*own behaviour*: its own sending looks like spam; *graph*: its neighbours' belief pushed it "
             "up, a victim who wrote back to spammers); and ROC-AUC ranked without the account's own "
-            "behavioural term (`benchmarks.attack_edges.engine_errors`):"
+            "behavioural term (`ranking_errors` of `reputation evaluate`):"
         )
         rows = [
             [
@@ -450,7 +387,7 @@ def markdown(res: dict[str, Any]) -> str:
                 f"{e['misordered_pairs']:g} of {e['pairs']:,}",
                 e["honest_accounts_misordered"],
                 e["positives_misordered"],
-                *[_share(e, c) for c in ("own behaviour", "graph")],
+                *[_share(e, c) for c in ("own_behaviour", "graph")],
                 _share(e, None),
                 e["roc_auc_without_own_behaviour"],
             ]
@@ -481,7 +418,10 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def errors_by_n(res: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """N → :func:`engine_errors` summed over the seeds (counts and causes; the ablation's ROC-AUC averaged)."""
+    """N → the engine's ``ranking_errors`` (:mod:`reputation.evaluate.reputation`) summed over the seeds.
+
+    Counts and causes are summed; the ROC-AUC without the own-behaviour term is averaged.
+    """
     out: dict[int, dict[str, Any]] = {}
     for n in res.get("values", []):
         runs = [r["engine_errors"] for r in res.get("runs", []) if r["attack_edges"] == n and "engine_errors" in r]
@@ -509,7 +449,7 @@ def _share(errors: dict[str, Any], cause: str | None) -> str:
     if not total:
         return "–"
     by = errors["by_cause"]
-    part = by.get(cause, 0.0) if cause else sum(v for k, v in by.items() if k not in ("own behaviour", "graph"))
+    part = by.get(cause, 0.0) if cause else sum(v for k, v in by.items() if k not in ("own_behaviour", "graph"))
     return f"{100 * part / total:.0f}%"
 
 
@@ -532,7 +472,7 @@ def engine_ahead(res: dict[str, Any]) -> list[tuple[str, str, str]]:
         e = errors.get(n)
         if eng <= others[best] and e and e["misordered_pairs"]:
             measured += (
-                f" ({e['misordered_pairs']:g} misordered pairs over the seeds, {_share(e, 'own behaviour')} from"
+                f" ({e['misordered_pairs']:g} misordered pairs over the seeds, {_share(e, 'own_behaviour')} from"
                 f" honest accounts whose own behaviour scores as spam, {_share(e, 'graph')} from graph push)"
             )
         verdict = "yes" if eng > others[best] else "level (both 1)" if eng == others[best] == 1.0 else "NO"

@@ -291,6 +291,57 @@ def test_evaluate_reputation_on_the_fixture(scored: duckdb.DuckDBPyConnection, t
     assert m["roc_auc"] > 0.85  # < 1 only because the two overrides contradict the fixture truth
     # Directly flagged accounts are excluded: 2 platforms x 48 (+ bulk) - 10 flagged.
     assert m["accounts_never_flagged"] == 97 - 10
+    # Where the ROC-AUC goes: the misordered pairs are exactly 1 − ROC-AUC of the pairs, every one charged.
+    errors = m["ranking_errors"]
+    positives = m["positives_never_flagged"]
+    assert errors["pairs"] == positives * (m["accounts_never_flagged"] - positives)
+    assert errors["misordered_pairs"] == pytest.approx((1.0 - m["roc_auc"]) * errors["pairs"], abs=1e-6)
+    assert errors["misordered_pairs"] > 0
+    assert sum(errors["by_cause"].values()) == pytest.approx(errors["misordered_pairs"])
+    assert 0.0 <= errors["roc_auc_without_own_behaviour"] <= 1.0
+
+
+def test_ranking_errors_charge_each_honest_account_to_its_strongest_term(tmp_path) -> None:
+    import polars as pl
+
+    from reputation.evaluate.reputation import ranking_errors
+
+    truth = tmp_path / "accounts.parquet"
+    pl.DataFrame(
+        {
+            "platform": ["p"] * 6,
+            "account": ["s1", "s2", "h1", "h2", "h3", "hf"],
+            "role": ["spammer", "spammer", "honest", "honest", "honest", "honest"],
+            "compromised": [False] * 6,
+        }
+    ).write_parquet(truth)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE flags AS SELECT 'p' AS platform, 'hf' AS account, 'clean' AS label")
+    # s1 0.9, s2 0.5; h1 (behaviour) 0.95 outranks both, h2 (graph) ties s2, h3 is below both;
+    # hf outranks everything but is flagged, so it is not counted.
+    rows = [
+        ("s1", 0.9, 1.0, 1.0),
+        ("s2", 0.5, 0.0, 0.0),
+        ("h1", 0.95, 3.0, 0.5),
+        ("h2", 0.5, -1.0, 2.0),
+        ("h3", 0.1, 0.0, 0.0),
+        ("hf", 0.99, 5.0, 0.0),
+    ]
+    con.execute("CREATE TABLE reputation (platform VARCHAR, account VARCHAR, score DOUBLE)")
+    con.execute(
+        "CREATE TABLE account_evidence (platform VARCHAR, account VARCHAR, logit DOUBLE, c_behaviour DOUBLE, "
+        "c_graph DOUBLE, c_identity DOUBLE, c_campaign DOUBLE, c_direct DOUBLE)"
+    )
+    for account, score, beh, graph in rows:
+        con.execute("INSERT INTO reputation VALUES ('p', ?, ?)", [account, score])
+        logit = float(np.log(score / (1 - score)))
+        con.execute("INSERT INTO account_evidence VALUES ('p', ?, ?, ?, ?, 0, 0, 0)", [account, logit, beh, graph])
+    errors = ranking_errors(con, tmp_path)
+    assert errors["pairs"] == 2 * 3
+    assert errors["misordered_pairs"] == 2.5  # h1 over s1 and s2, h2 tied with s2
+    assert {k: v for k, v in errors["by_cause"].items() if v} == {"own_behaviour": 2.0, "graph": 0.5}
+    assert errors["honest_accounts_misordered"] == 2
+    assert errors["positives_misordered"] == 2
 
 
 def test_baselines_score_every_account(scored: duckdb.DuckDBPyConnection, tmp_path) -> None:

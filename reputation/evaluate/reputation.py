@@ -16,6 +16,8 @@ Metrics (the same code scores the baselines in ``benchmarks/baselines.py``):
 - ``bulk_sender_fpr``: ``spam`` verdicts among legitimate bulk senders.
 - ``compromised_recall``: ``spam`` verdicts among compromised accounts.
 - ``victim_fpr``: ``spam`` verdicts among honest accounts that received a message from a spam account.
+- ``ranking_errors``: where the ROC-AUC goes — the misordered (legitimate, spam) pairs, charged to the
+  legitimate account's strongest evidence (:func:`ranking_errors`).
 - ``wrongly_flagged_spam_rate`` (directly flagged accounts, the one exception): ``spam`` verdicts among
   legitimate accounts whose spam flag is wrong (truth ``wrongly_flagged``) — how well noisy flags are
   outweighed.
@@ -165,6 +167,68 @@ def wrongly_flagged_spam_rate(con: duckdb.DuckDBPyConnection, truth_dir: str | P
     return int(n), (spam / n if n else None)
 
 
+#: ``account_evidence`` terms a misranked honest account is charged to (its largest positive one), and the
+#: names the report gives them.
+EVIDENCE_TERMS = {
+    "c_behaviour": "own_behaviour",
+    "c_graph": "graph",
+    "c_identity": "identity_carry",
+    "c_campaign": "campaign_carry",
+    "c_direct": "own_flags",
+}
+
+RANKING_ERRORS_SQL = """
+WITH flagged AS (SELECT DISTINCT platform, account FROM flags)
+SELECT (t.role = 'spammer' OR coalesce(t.compromised, false)) AS positive, r.score, e.logit,
+       e.c_behaviour, e.c_graph, e.c_identity, e.c_campaign, e.c_direct
+FROM read_parquet($truth) t
+JOIN reputation r ON r.platform = t.platform AND r.account = t.account
+JOIN account_evidence e ON e.platform = t.platform AND e.account = t.account
+ANTI JOIN flagged f ON f.platform = t.platform AND f.account = t.account
+ORDER BY t.platform, t.account
+"""
+
+
+def ranking_errors(con: duckdb.DuckDBPyConnection, truth_dir: str | Path) -> dict[str, Any]:
+    """Where the score's ROC-AUC goes: misordered (legitimate, spam) pairs, by the legitimate side's evidence.
+
+    Over the accounts never flagged (the population of every metric here), a pair of a legitimate account
+    ``h`` and a positive ``s`` is misordered when ``score_h > score_s`` (a tie counts half), so
+    ``1 − roc_auc = misordered_pairs / pairs``. Each legitimate account's misordered pairs are charged to
+    its largest positive log-odds term in ``account_evidence`` (``EVIDENCE_TERMS``; ``"none"`` when no
+    term is positive): ``own_behaviour`` means its own sending looks like spam, ``graph`` that its
+    neighbours' belief pushed it up (a victim who wrote back to spammers). ``roc_auc_without_own_behaviour``
+    ranks by the total log-odds less the account's own behavioural term (its neighbours' terms stay in):
+    how the rest of the engine ranks on its own.
+
+    Returns ``misordered_pairs``, ``pairs``, ``honest_accounts_misordered`` (legitimate accounts that
+    outrank at least one positive), ``positives_misordered`` (positives scored no higher than the
+    top legitimate account), ``by_cause`` (cause → misordered pairs) and ``roc_auc_without_own_behaviour``.
+    """
+    cols = con.execute(RANKING_ERRORS_SQL, {"truth": str(Path(truth_dir) / "accounts.parquet")}).fetchnumpy()
+    positive = np.asarray(cols["positive"], dtype=bool)
+    score = np.asarray(cols["score"], dtype=np.float64)
+    neg = ~positive
+    pos_sorted = np.sort(score[positive])
+    below = np.searchsorted(pos_sorted, score[neg], side="left")
+    ties = np.searchsorted(pos_sorted, score[neg], side="right") - below
+    per_account = below + 0.5 * ties
+    terms = np.column_stack([np.asarray(cols[t], dtype=np.float64)[neg] for t in EVIDENCE_TERMS])
+    names = np.array(list(EVIDENCE_TERMS.values()), dtype=object)
+    cause = np.where(terms.max(axis=1) > 0, names[np.argmax(terms, axis=1)], "none") if len(terms) else names[:0]
+    by_cause = {name: float(per_account[cause == name].sum()) for name in [*EVIDENCE_TERMS.values(), "none"]}
+    top_legitimate = float(score[neg].max()) if neg.any() else -np.inf
+    own_removed = np.asarray(cols["logit"], dtype=np.float64) - np.asarray(cols["c_behaviour"], dtype=np.float64)
+    return {
+        "misordered_pairs": float(per_account.sum()),
+        "pairs": int(positive.sum()) * int(neg.sum()),
+        "honest_accounts_misordered": int((per_account > 0).sum()),
+        "positives_misordered": int((score[positive] <= top_legitimate).sum()),
+        "by_cause": by_cause,  # every cause, zeros included (means over several worlds stay right)
+        "roc_auc_without_own_behaviour": roc_auc(own_removed, positive),
+    }
+
+
 def evaluate_reputation(con: duckdb.DuckDBPyConnection, truth_dir: str | Path) -> dict[str, Any]:
     """Metrics of the run's ``reputation`` table against ``truth_dir`` (see the module docstring).
 
@@ -178,4 +242,5 @@ def evaluate_reputation(con: duckdb.DuckDBPyConnection, truth_dir: str | Path) -
     out = metrics_from_scores(con, truth_dir, scores)
     out["wrongly_flagged_accounts"], out["wrongly_flagged_spam_rate"] = wrongly_flagged_spam_rate(
         con, truth_dir, scores)
+    out["ranking_errors"] = ranking_errors(con, truth_dir)
     return out
