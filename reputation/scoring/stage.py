@@ -125,9 +125,9 @@ TRUST_MAX_HOPS = 50
 #: senders (a newsletter, a never-answered broadcaster) alike, and other evidence has to order them. At 0.99
 #: (one flag's worth) real CollegeMsg users who write to many people and are never answered scored 0.99 on
 #: behaviour alone and outranked spammers with milder behaviour and spam neighbours: 83–98% of the engine's
-#: misordered pairs at 200–1600 attack edges (``benchmarks.attack_edges.engine_errors``). At 0.9 the
-#: attack-edge ROC-AUC rose at every N (16 worlds: mean 0.99978 → 0.99991, lowest 0.99918 → 0.99953), every
-#: verdict-based metric of the six quality worlds was unchanged, and at 10M messages spam recall went
+#: misordered pairs at 200–1600 attack edges (``ranking_errors`` of ``reputation evaluate``). At 0.9 the
+#: attack-edge ROC-AUC rose in 10 of the 16 worlds and fell in none (mean 0.99978 → 0.99991, lowest 0.99918
+#: → 0.99953), every verdict-based metric of the six quality worlds was unchanged, and at 10M spam recall went
 #: 0.98216 → 0.98208 (3 of 35,376 accounts) and compromised recall 0.9096 → 0.9082 (1 of 697). 0.8 and 0.85
 #: gained more on attack edges but cost spam precision and recall on generated worlds (the bound then sits
 #: at or just above the spam threshold).
