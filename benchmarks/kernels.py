@@ -237,8 +237,6 @@ def bench_database(db: str, networkx_max_edges: int = NETWORKX_MAX_EDGES) -> dic
         for key in ("kernel_s", "push_s", "raw_matvec_s"):
             out[key] = sum(f[key] for f in ok)
         out["kernel_vs_raw"] = out["raw_matvec_s"] / out["kernel_s"]
-        if all("networkx_tol" in f for f in ok):
-            out["networkx_tol"] = NETWORKX_TOL
         if all("networkx_default_tol_s" in f for f in ok):
             out["networkx_default_tol_s"] = sum(f["networkx_default_tol_s"] for f in ok)
             out["networkx_default_tol_over_kernel"] = out["networkx_default_tol_s"] / out["kernel_s"]

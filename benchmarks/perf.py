@@ -718,9 +718,7 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _networkx_measured(k: dict[str, Any]) -> str:
     """The networkx target's figures: the equal-accuracy ratio, with graph building, and at networkx's default."""
     text = f"{k['networkx_over_kernel']:.0f}× (solve only"
-    tol = k.get("networkx_tol") or next(
-        (f["networkx_tol"] for f in k.get("families", {}).values() if "networkx_tol" in f), None
-    )
+    tol = next((f["networkx_tol"] for f in k.get("families", {}).values() if "networkx_tol" in f), None)
     if tol:
         text += f", networkx to tol {tol:g}, an accuracy like the kernel's"
     text += f"); {k.get('networkx_total_over_kernel', float('nan')):.0f}× with building the nx graph"
