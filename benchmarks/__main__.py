@@ -25,7 +25,8 @@ Suites (``--suites``, comma-separated; default all):
   (``benchmarks/attack_edges.png``).
 - ``perf`` (:mod:`benchmarks.perf`, :mod:`benchmarks.kernels`): the whole pipeline on 5-platform worlds
   (quick: 200k messages; full: 1M, 10M, 30M), wall time, CPU seconds and peak RSS per stage, each run in a fresh
-  process; the floor (one DuckDB scan + GROUP BY sender of the same files); the propagation kernel vs raw
+  process; the floor (one DuckDB scan + GROUP BY sender of the same files) and the store floor (the same
+  rows written into a DuckDB table, nothing else); the propagation kernel vs raw
   scipy.sparse mat-vecs, networkx and igraph personalised PageRank (``benchmarks/perf_scaling.png``).
 
 ``--timeout`` and ``--max-rss-gib`` bound each perf pipeline run (a shared machine): a run past either is

@@ -7,7 +7,9 @@ For each size (messages over 5 platforms) the suite
    CSV and NDJSON with DuckDB's native readers) with ``GROUP BY sender`` — the least any engine must do
    to read the input once — and the pipeline's ratio to it; and the **full-scan floor**, the same scan
    reading every mapped message column (Parquet's projection pushdown lets the first skip all but one
-   column; a pipeline that uses the texts cannot);
+   column; a pipeline that uses the texts cannot); and the **store floor**, the full scan's rows written
+   as they are into one table of a fresh DuckDB file (the pipeline's connection settings, then a
+   CHECKPOINT) — what keeping the input in the analyst database costs before any check, hash or analysis;
 3. runs the **pipeline** (:func:`reputation.pipeline.run_pipeline`) in a fresh process, so that its peak
    RSS (a process-lifetime high-water mark) belongs to that run alone: wall time, rows and peak RSS per
    stage, messages per second;
@@ -146,14 +148,45 @@ def floor(config_path: str) -> dict[str, Any]:
         ", ".join(f"count({c}) AS n_{c}" for c in FULL_SCAN_COLUMNS),
         ", ".join(f"sum(n_{c})" for c in FULL_SCAN_COLUMNS),
     )
+    con.close()
+    stored, store_seconds = _timed_store(config_path, _message_scans(config_path, all_columns=True))
     return {
         "seconds": seconds,
         "senders": int(rows[0]),
         "messages": int(rows[1]),
         "full_scan_seconds": full_seconds,
         "full_scan_values": int(sum(full[1:])),
+        "store_seconds": store_seconds,
+        "store_rows": stored,
         "peak_rss_mib": peak_rss_mib(),
     }
+
+
+def _timed_store(config_path: str, scans: list[str]) -> tuple[int, float]:
+    """Write the union of ``scans`` into one table of a fresh DuckDB file beside the config and checkpoint
+    it; return the rows written and the seconds it took (the file is deleted afterwards).
+
+    The file is opened as the pipeline opens its build file
+    (:func:`reputation.pipeline.open_build_connection`), on the same disk as the pipeline's database.
+    """
+    from reputation.config import load_config
+    from reputation.pipeline import open_build_connection
+
+    cfg = load_config(config_path)
+    folder = Path(config_path).parent / "_store_floor"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    try:
+        con = open_build_connection(folder / "store.duckdb", cfg.settings)
+        t0 = time.perf_counter()
+        con.execute(f"CREATE TABLE messages AS {' UNION ALL '.join(scans)}")
+        con.execute("CHECKPOINT")
+        seconds = time.perf_counter() - t0
+        rows = con.execute("SELECT count(*) FROM messages").fetchall()[0][0]
+        con.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return int(rows), seconds
 
 
 def _process_cpu_seconds() -> float:
@@ -300,13 +333,17 @@ def measure_size(
             p = pipelines[-1]
             repeats.append({"pipeline_s": p["seconds"], "cpu_s": p.get("cpu_seconds"),
                             "peak_rss_mib": p["peak_rss_mib"], "floor_s": floors[-1]["seconds"],
-                            "full_scan_s": floors[-1].get("full_scan_seconds"), "load_average_before": load})
+                            "full_scan_s": floors[-1].get("full_scan_seconds"),
+                            "store_s": floors[-1].get("store_seconds"), "load_average_before": load})
             log(f"{tag}: pipeline {p['seconds']:.1f} s, peak RSS {p['peak_rss_mib']:.0f} MiB")
         res["pipeline"] = _median_run(pipelines, "seconds")
         res["floor"] = _median_run(floors, "seconds")
         full_scans = [f for f in floors if f.get("full_scan_seconds")]
         if full_scans:
             res["floor"]["full_scan_seconds"] = _median_run(full_scans, "full_scan_seconds")["full_scan_seconds"]
+        stores = [f for f in floors if f.get("store_seconds")]
+        if stores:
+            res["floor"]["store_seconds"] = _median_run(stores, "store_seconds")["store_seconds"]
         if repeat > 1:
             res["repeats"] = repeats
         p = res["pipeline"]
@@ -315,6 +352,10 @@ def measure_size(
         res["floor_ratio"] = p["seconds"] / res["floor"]["seconds"] if res["floor"]["seconds"] else None
         full = res["floor"].get("full_scan_seconds")
         res["full_scan_ratio"] = p["seconds"] / full if full else None
+        store = res["floor"].get("store_seconds")
+        res["store_ratio"] = p["seconds"] / store if store else None
+        ingest = next((st["seconds"] for st in p.get("stages", []) if st["stage"] == "ingest"), None)
+        res["ingest_store_ratio"] = ingest / store if store and ingest is not None else None
         if kernels:
             try:
                 res["kernels"] = run_json_subprocess(["-m", "benchmarks.kernels", str(db)])
@@ -392,6 +433,8 @@ def plot_scaling(runs: list[dict[str, Any]], path: Path) -> Path | None:
     ax.plot(x, [r["floor"]["seconds"] for r in ok], "s--", label="floor (scan + GROUP BY sender)")
     if all(r["floor"].get("full_scan_seconds") for r in ok):
         ax.plot(x, [r["floor"]["full_scan_seconds"] for r in ok], "d--", label="full-scan floor (every column)")
+    if all(r["floor"].get("store_seconds") for r in ok):
+        ax.plot(x, [r["floor"]["store_seconds"] for r in ok], "^--", label="store floor (input into a DuckDB table)")
     # The three stages that cost most at the largest size, thin.
     last = {s["stage"]: s["seconds"] for s in ok[-1]["pipeline"]["stages"]}
     for stage in sorted(last, key=last.get, reverse=True)[:3]:
@@ -421,7 +464,7 @@ def markdown(res: dict[str, Any]) -> str:
     rows = []
     for r in runs:
         if "pipeline" not in r:
-            rows.append([fmt(r["target_messages"]), r.get("error", "not run")[:200], *[None] * 10])
+            rows.append([fmt(r["target_messages"]), r.get("error", "not run")[:200], *[None] * 13])
             continue
         p, f = r["pipeline"], r["floor"]
         rows.append(
@@ -435,6 +478,9 @@ def markdown(res: dict[str, Any]) -> str:
                 r["floor_ratio"],
                 f.get("full_scan_seconds"),
                 r.get("full_scan_ratio"),
+                f.get("store_seconds"),
+                r.get("store_ratio"),
+                r.get("ingest_store_ratio"),
                 r["generate"]["seconds"],
                 r["generate"]["bytes"] / 2**20,
                 f"{(r.get('load_average_before') or ['–'])[0]} / {(r.get('load_average_after') or ['–'])[0]}",
@@ -452,6 +498,9 @@ def markdown(res: dict[str, Any]) -> str:
                 "pipeline / floor",
                 "full-scan floor s",
                 "pipeline / full scan",
+                "store floor s",
+                "pipeline / store floor",
+                "ingest / store floor",
                 "generate s",
                 "input MiB",
                 "load 1-min before / after",
@@ -682,7 +731,7 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str]]:
         out.append(
             (
                 f"pipeline ≤ 20× floor ({r['messages']:,} messages)",
-                f"{r['floor_ratio']:.1f}×",
+                f"{r['floor_ratio']:.1f}×" + _store_floor_note(r),
                 "yes" if r["floor_ratio"] <= TARGET_FLOOR_RATIO else "NO",
             )
         )
@@ -713,6 +762,19 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str]]:
                 )
             )
     return out
+
+
+def _store_floor_note(r: dict[str, Any]) -> str:
+    """Where the floor ratio goes: what storing the input alone costs against the floor, and the pipeline
+    and its ingest stage against that (empty without a store-floor measurement)."""
+    store, scan = r["floor"].get("store_seconds"), r["floor"]["seconds"]
+    if not store or not scan:
+        return ""
+    text = f"; writing the input into a DuckDB table alone takes {store / scan:.1f}× the floor, the pipeline "
+    text += f"{r['store_ratio']:.1f}× that"
+    if r.get("ingest_store_ratio"):
+        text += f" (its ingest stage {r['ingest_store_ratio']:.1f}×)"
+    return text
 
 
 def _networkx_measured(k: dict[str, Any]) -> str:

@@ -39,6 +39,9 @@ def test_floor_reads_every_message_row(tiny_run: tuple[Path, Path]) -> None:
     # The floor scans the same files as ingest: every row read (stored or quarantined) is counted once.
     assert out["messages"] == read
     assert out["senders"] > 0 and out["seconds"] > 0
+    # the store floor writes those same rows into a DuckDB table, in a scratch file it removes again
+    assert out["store_rows"] == read and out["store_seconds"] > 0
+    assert not (world / "_store_floor").exists()
 
 
 def test_kernel_benchmark_rebuilds_the_stage_graph(tiny_run: tuple[Path, Path]) -> None:
@@ -192,22 +195,29 @@ def test_repeated_perf_runs_report_the_median(tmp_path: Path, monkeypatch: pytes
             return {"config": str(tmp_path / "w" / "pipeline.toml"), "messages": 10_000_000, "seconds": 1.0,
                     "bytes": 1}
         if cmd == "floor":
-            return {"seconds": next(floor_s), "full_scan_seconds": 5.0, "messages": 10_000_000}
+            return {"seconds": next(floor_s), "full_scan_seconds": 5.0, "store_seconds": 20.0, "messages": 10_000_000}
         db = Path(args[4])
         fresh_db.append(not db.parent.exists())
         db.parent.mkdir(parents=True)
         db.write_bytes(b"x")  # what a run leaves behind
         seconds = next(pipeline_s)
         return {"seconds": seconds, "peak_rss_mib": 7000.0 if seconds == 130.0 else 4000.0,
-                "messages": 10_000_000, "accounts": 5, "stages": [], "cpu_seconds": 1.0}
+                "messages": 10_000_000, "accounts": 5, "stages": [{"stage": "ingest", "seconds": seconds / 4, "rows": 1,
+                                                                       "peak_rss_mib": 1.0, "cpu_seconds": 1.0}],
+                "cpu_seconds": 1.0}
 
     monkeypatch.setattr(perf, "run_json_subprocess", fake)
     res = perf.measure_size(10_000_000, tmp_path, kernels=False, repeat=3, keep=True, log=lambda _: None)
     assert fresh_db == [True, True, True]  # every pipeline run starts from an empty database
     assert res["pipeline"]["seconds"] == 100.0 and res["floor"]["seconds"] == 2.0
     assert res["floor_ratio"] == 50.0
+    # the store floor: the median run's pipeline (100 s, ingest 25 s) against it
+    assert res["store_ratio"] == 5.0 and res["ingest_store_ratio"] == 1.25
     assert [r["pipeline_s"] for r in res["repeats"]] == [130.0, 90.0, 100.0]
     rows = {t: (m, ok) for t, m, ok in perf.targets({"runs": [res]})}
+    assert rows["pipeline ≤ 20× floor (10,000,000 messages)"] == (
+        "50.0×; writing the input into a DuckDB table alone takes 10.0× the floor, the pipeline 5.0× that "
+        "(its ingest stage 1.2×)", "NO")
     assert rows["10M messages end to end ≤ 120 s"] == ("100 s (median of 3 runs, 90–130 s; 1 of 3 over 120 s)", "yes")
     # memory does not average out: the largest run decides
     assert rows["10M messages peak RSS ≤ 6 GiB"] == ("6.84 GiB (largest of 3 runs)", "NO")
