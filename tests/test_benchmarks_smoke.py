@@ -44,6 +44,22 @@ def test_floor_reads_every_message_row(tiny_run: tuple[Path, Path]) -> None:
     assert not (world / "_store_floor").exists()
 
 
+def test_perf_pipeline_records_cpu_and_kernel_work_per_stage(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    world, _ = tiny_run
+    out = perf.pipeline(str(world / "pipeline.toml"), str(tmp_path / "db" / "r.duckdb"))
+    assert out["status"] == "complete"
+    stages = {s["stage"]: s for s in out["stages"]}
+    assert {"ingest", "templates", "reputation"} <= set(stages)
+    for s in stages.values():
+        # kernel time is part of the stage's CPU time; a stage that allocates touches fresh pages
+        assert 0 <= s["system_seconds"] <= s["cpu_seconds"] + 0.02, s
+    assert sum(s["page_faults"] for s in stages.values()) > 0
+    text = perf.markdown({"runs": [{"target_messages": out["messages"], "messages": out["messages"],
+                                    "pipeline": out, "floor": {"seconds": 1.0}, "floor_ratio": 1.0,
+                                    "messages_per_s": 1.0, "generate": {"seconds": 1.0, "bytes": 1}}]})
+    assert "| stage | seconds | CPU s | of which kernel CPU s | page faults |" in text
+
+
 def test_kernel_benchmark_rebuilds_the_stage_graph(tiny_run: tuple[Path, Path]) -> None:
     _, db = tiny_run
     out = kernels.bench_database(str(db), networkx_max_edges=10**9)
