@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from reputation import ingest
 from reputation.config import parse_config
 from reputation.hashing import hmac_hex
 from reputation.ingest import InputError, build_accounts, build_identifiers, ingest_sources
@@ -207,6 +209,21 @@ def test_parquet_rows_and_identifier_hashing(tmp_path: Path) -> None:
     assert "10.0.0.1" not in stored and "DEV-1" not in stored
 
 
+def test_files_stored_together_hash_every_files_identifiers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one INSERT for both files: one hash lookup over the values of both, each row keeps its own file
+    monkeypatch.setattr(ingest, "ThreadPoolExecutor", _ReadAtOnce)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "1.csv").write_text("s,r,ip\na,b,10.0.0.1\nb,a,10.0.0.2\n")
+    (tmp_path / "m" / "2.csv").write_text("s,r,ip\nc,a,10.0.0.2\nd,a,\nd,a,10.0.0.3\n")
+    con, counts = _ingest(tmp_path, _messages_source("m", "m/*.csv", "csv", columns='sender = "s"\nrecipient = "r"\n'
+                                                                              'ip = "ip"'))
+    rows = con.execute("SELECT source_file[-5:], source_row, sender, ip_hash FROM messages ORDER BY 1, 2").fetchall()
+    ip = {v: hmac_hex(KEY, "ip", v) for v in ("10.0.0.1", "10.0.0.2", "10.0.0.3")}
+    assert rows == [("1.csv", 1, "a", ip["10.0.0.1"]), ("1.csv", 2, "b", ip["10.0.0.2"]),
+                    ("2.csv", 1, "c", ip["10.0.0.2"]), ("2.csv", 2, "d", None), ("2.csv", 3, "d", ip["10.0.0.3"])]
+    assert [(c.files, c.rows_read, c.rows_stored) for c in counts] == [(2, 5, 5)]
+
+
 def test_raw_identifiers_never_reach_quarantine(tmp_path: Path) -> None:
     (tmp_path / "acc.csv").write_text(
         "id,mail,created\n,john@example.com,2026-01-01\nx,jane@example.com,not-a-date\ny,\"bad,row@example.com\n")
@@ -283,9 +300,30 @@ def test_url_domain_from_url_then_text(tmp_path: Path, url: str, text: str, expe
     assert con.execute("SELECT url_domain FROM messages").fetchone()[0] == expected
 
 
-def test_many_files_are_stored_in_file_and_row_order(tmp_path: Path) -> None:
-    # Files are read ahead on a second connection while the previous one is stored: rows, row numbers,
-    # quarantine and per-source counts must be as if the files were ingested one after another.
+class _ReadAtOnce(ThreadPoolExecutor):
+    """An executor that runs each job when it is submitted: every file read ahead is ready at once."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+@pytest.mark.parametrize("reader, batch_rows", [("thread", None), ("ready", None), ("ready", 1)],
+                         ids=["read-ahead-thread", "files-stored-together", "one-file-per-insert"])
+def test_many_files_are_stored_in_file_and_row_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     reader: str, batch_rows: int | None) -> None:
+    # Files are read ahead on a second connection while earlier ones are stored, several files of a
+    # source in one INSERT when they are ready: rows, row numbers, quarantine and per-source counts must
+    # be as if the files were ingested one after another.
+    if reader == "ready":
+        monkeypatch.setattr(ingest, "ThreadPoolExecutor", _ReadAtOnce)
+    if batch_rows is not None:
+        monkeypatch.setattr(ingest, "STORE_BATCH_ROWS", batch_rows)
+    inserts: list[int] = []
+    store = ingest._FileIngest._store
+    monkeypatch.setattr(ingest._FileIngest, "_store", lambda self, preps: (inserts.append(len(preps)),
+                                                                          store(self, preps))[1])
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "1.csv").write_bytes(b"from,to,ts\n" + b"".join(b"s%d,r,1767225600\n" % i for i in range(300))
                                            + b"x,\xff,1767225600\n" + b"y,r\n" + b"z,r,1767225601\n")
@@ -305,6 +343,9 @@ def test_many_files_are_stored_in_file_and_row_order(tmp_path: Path) -> None:
     assert [(c.files, c.rows_read, c.rows_stored, c.rows_quarantined) for c in counts] == [(3, 305, 302, 3),
                                                                                           (1, 3, 2, 1)]
     assert not con.execute("SELECT * FROM duckdb_databases() WHERE database_name = '_ingest_stage'").fetchall()
+    # the two non-empty files of source a share an INSERT when both are ready; never across sources
+    if reader == "ready":
+        assert inserts == ([2, 1] if batch_rows is None else [1, 1, 1])
 
 
 def test_read_ahead_connection_uses_the_session_time_zone(tmp_path: Path) -> None:
