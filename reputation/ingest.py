@@ -45,9 +45,11 @@ STORED_NAME = {"messages": "messages", "accounts": "_accounts_directory", "flags
 _PROVENANCE = ("source", "source_file", "source_row")
 _STAGE = "_ingest_stage"  # in-memory catalog holding files read ahead (see ingest_sources)
 #: Files read, typed and checked ahead of the one being stored (each waits in memory, in ``_STAGE``).
-READ_AHEAD_FILES = 4
-#: Rows at most that one INSERT stores (several files of a source that are already read ahead).
-STORE_BATCH_ROWS = 1_000_000
+READ_AHEAD_FILES = 8
+#: Rows at most that one INSERT stores (several files of a source that are already read ahead). Ingest
+#: alone at 10M messages, four runs each, alternating: one file per INSERT 24.8–28.6 s; 4 files ahead and
+#: 1M rows 21.5–26.4 s; 8 files and 2M rows 20.4–24.7 s.
+STORE_BATCH_ROWS = 2_000_000
 _REDACT = (  # best-effort masking of identifiers in raw lines that could not be parsed into fields
     (r"[^\s@,;\"'<>]+@[^\s@,;\"'<>]+", "[email]"),
     (r"\b\d{1,3}(\.\d{1,3}){3}\b", "[ip]"),
