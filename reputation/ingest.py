@@ -44,8 +44,10 @@ STORED_NAME = {"messages": "messages", "accounts": "_accounts_directory", "flags
                "links": "known_links", "overrides": "overrides"}
 _PROVENANCE = ("source", "source_file", "source_row")
 _STAGE = "_ingest_stage"  # in-memory catalog holding files read ahead (see ingest_sources)
-#: Files read, typed and checked ahead of the one being stored (each waits in memory, in ``_STAGE``).
+#: Files read, typed and checked ahead of the one being stored (each waits in memory, in ``_STAGE``), and
+#: the input bytes they may add up to (beyond the first): big files are read ahead one at a time.
 READ_AHEAD_FILES = 8
+READ_AHEAD_BYTES = 256 * 2**20
 #: Rows at most that one INSERT stores (several files of a source that are already read ahead). Ingest
 #: alone at 10M messages, four runs each, alternating: one file per INSERT 24.8–28.6 s; 4 files ahead and
 #: 1M rows 21.5–26.4 s; 8 files and 2M rows 20.4–24.7 s.
@@ -373,9 +375,8 @@ class _FileIngest:
         INSERT; drops their tables. Returns rows (read, stored, quarantined) over the files.
 
         One INSERT per several files instead of one per file: every INSERT is a commit that ends in a
-        part-filled row group, and at 10M messages the per-file commits cost as much as the rows
-        (measured: six files of 856k rows stored in 2.0–2.1 s one by one plus 0.25 s of final checkpoint,
-        in 1.0–1.2 s together).
+        part-filled row group, and file by file storing cost about twice as much (measured: six files of
+        856k rows stored in 2.0–2.1 s one by one plus 0.25 s of final checkpoint, in 1.0–1.2 s together).
         """
         ready = [prep for prep in preps if prep is not None]
         con, source = self.con, self.source
@@ -432,7 +433,8 @@ class _FileIngest:
         return n
 
     def _store(self, preps: list[_Prepared]) -> None:
-        """Store the rows of ``preps`` that passed every check, in file order, with one INSERT."""
+        """Store the rows of ``preps`` that passed every check with one INSERT (each row keeps its file and row
+        number; the files' rows may interleave in storage, row group by row group)."""
         con, table = self.con, self.table
         p: dict[str, object] = {"run_id": self.run_id, "source": self.source.name}
         files = []
@@ -528,7 +530,8 @@ def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, 
     staged = itertools.count()  # names of the staged files' tables
 
     def read_ahead() -> None:
-        while len(queue) < READ_AHEAD_FILES:
+        while len(queue) < READ_AHEAD_FILES and (
+                not queue or sum(os.path.getsize(q[2]) for q in queue) < READ_AHEAD_BYTES):
             job = next(jobs, None)
             if job is None:
                 return

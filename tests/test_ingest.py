@@ -309,17 +309,18 @@ class _ReadAtOnce(ThreadPoolExecutor):
         return future
 
 
-@pytest.mark.parametrize("reader, batch_rows", [("thread", None), ("ready", None), ("ready", 1)],
-                         ids=["read-ahead-thread", "files-stored-together", "one-file-per-insert"])
+@pytest.mark.parametrize("reader, limit", [("thread", None), ("ready", None), ("ready", "STORE_BATCH_ROWS"),
+                                           ("ready", "READ_AHEAD_BYTES")],
+                         ids=["read-ahead-thread", "files-stored-together", "row-budget", "big-files-one-ahead"])
 def test_many_files_are_stored_in_file_and_row_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     reader: str, batch_rows: int | None) -> None:
+                                                     reader: str, limit: str | None) -> None:
     # Files are read ahead on a second connection while earlier ones are stored, several files of a
     # source in one INSERT when they are ready: rows, row numbers, quarantine and per-source counts must
     # be as if the files were ingested one after another.
     if reader == "ready":
         monkeypatch.setattr(ingest, "ThreadPoolExecutor", _ReadAtOnce)
-    if batch_rows is not None:
-        monkeypatch.setattr(ingest, "STORE_BATCH_ROWS", batch_rows)
+    if limit is not None:  # one row per INSERT at most, or one byte read ahead: every file alone
+        monkeypatch.setattr(ingest, limit, 1)
     inserts: list[int] = []
     store = ingest._FileIngest._store
     monkeypatch.setattr(ingest._FileIngest, "_store", lambda self, preps: (inserts.append(len(preps)),
@@ -345,7 +346,7 @@ def test_many_files_are_stored_in_file_and_row_order(tmp_path: Path, monkeypatch
     assert not con.execute("SELECT * FROM duckdb_databases() WHERE database_name = '_ingest_stage'").fetchall()
     # the two non-empty files of source a share an INSERT when both are ready; never across sources
     if reader == "ready":
-        assert inserts == ([2, 1] if batch_rows is None else [1, 1, 1])
+        assert inserts == ([2, 1] if limit is None else [1, 1, 1])
 
 
 def test_read_ahead_connection_uses_the_session_time_zone(tmp_path: Path) -> None:
