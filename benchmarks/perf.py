@@ -140,16 +140,17 @@ def floor(config_path: str) -> dict[str, Any]:
 
     con = duckdb.connect()
     rows, seconds = _timed_group_by_sender(con, _message_scans(config_path), "count(*) AS n", "sum(n)")
+    every_column = _message_scans(config_path, all_columns=True)
     # the same, reading every mapped column (projection pushdown lets the first query skip all but the
     # sender column of Parquet files; the pipeline cannot)
     full, full_seconds = _timed_group_by_sender(
         con,
-        _message_scans(config_path, all_columns=True),
+        every_column,
         ", ".join(f"count({c}) AS n_{c}" for c in FULL_SCAN_COLUMNS),
         ", ".join(f"sum(n_{c})" for c in FULL_SCAN_COLUMNS),
     )
     con.close()
-    stored, store_seconds = _timed_store(config_path, _message_scans(config_path, all_columns=True))
+    stored, store_seconds = _timed_store(config_path, every_column)
     return {
         "seconds": seconds,
         "senders": int(rows[0]),
@@ -177,38 +178,34 @@ def _timed_store(config_path: str, scans: list[str]) -> tuple[int, float]:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     try:
-        con = open_build_connection(folder / "store.duckdb", cfg.settings)
-        t0 = time.perf_counter()
-        con.execute(f"CREATE TABLE messages AS {' UNION ALL '.join(scans)}")
-        con.execute("CHECKPOINT")
-        seconds = time.perf_counter() - t0
-        rows = con.execute("SELECT count(*) FROM messages").fetchall()[0][0]
-        con.close()
+        with open_build_connection(folder / "store.duckdb", cfg.settings) as con:
+            t0 = time.perf_counter()
+            con.execute(f"CREATE TABLE messages AS {' UNION ALL '.join(scans)}")
+            con.execute("CHECKPOINT")
+            seconds = time.perf_counter() - t0
+            rows = con.execute("SELECT count(*) FROM messages").fetchall()[0][0]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return int(rows), seconds
 
 
-def _process_cpu_seconds() -> float:
-    """User + system CPU seconds of this process so far, all threads (DuckDB's and numba's included)."""
-    t = os.times()
-    return t.user + t.system
-
-
-def _process_kernel_work() -> tuple[float, int]:
-    """System (kernel) CPU seconds and minor page faults of this process so far.
+def _process_work() -> tuple[float, float, int]:
+    """This process's CPU seconds (user + system, all threads: DuckDB's and numba's included), system
+    (kernel) seconds and minor page faults so far.
 
     On this VM most of a stage's kernel time is the first touch of freshly mapped memory (the kernel zeroes
-    every new page), so the two together say how much of a stage is spent getting memory rather than
+    every new page), so the last two together say how much of a stage is spent getting memory rather than
     computing.
     """
     import resource
 
-    return os.times().system, resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t = os.times()
+    return t.user + t.system, t.system, resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 class _StageCpu(logging.Handler):
-    """Process CPU seconds at each stage start (progress callback) and end (the runner's stage log line).
+    """Process CPU seconds, kernel seconds and page faults of each stage, from its start (progress
+    callback) to its end (the runner's stage log line).
 
     CPU seconds say what a stage costs even when another job shares the machine and stretches its wall
     time; a stage's CPU above its wall seconds means both cores worked.
@@ -216,26 +213,23 @@ class _StageCpu(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
-        self.started: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
-        self.kernel_started: dict[str, tuple[float, int]] = {}
-        self.kernel: dict[str, tuple[float, int]] = {}
+        self.started: dict[str, tuple[float, float, int]] = {}
+        self.used: dict[str, tuple[float, float, int]] = {}  # stage → (CPU s, kernel s, page faults)
         self.last_end = 0.0
 
     def progress(self, msg: str) -> None:
         print(f"progress {msg}", file=sys.stderr, flush=True)
         if " " not in msg:  # a stage name; "ingest <source>: <file>" lines are within a stage
-            self.started.setdefault(msg, _process_cpu_seconds())
-            self.kernel_started.setdefault(msg, _process_kernel_work())
+            self.started.setdefault(msg, _process_work())
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg.startswith("stage %s:") and record.args:
             name = str(record.args[0])
-            self.last_end = _process_cpu_seconds()
+            end = _process_work()
+            self.last_end = end[0]
             if name in self.started:
-                self.cpu[name] = self.last_end - self.started[name]
-                (sys0, faults0), (sys1, faults1) = self.kernel_started[name], _process_kernel_work()
-                self.kernel[name] = (sys1 - sys0, faults1 - faults0)
+                cpu, kernel, faults = (b - a for a, b in zip(self.started[name], end, strict=True))
+                self.used[name] = (cpu, kernel, int(faults))
 
 
 def pipeline(config_path: str, db: str) -> dict[str, Any]:
@@ -247,11 +241,11 @@ def pipeline(config_path: str, db: str) -> dict[str, Any]:
     cpu = _StageCpu()
     logging.getLogger("reputation").addHandler(cpu)
     exports = str(Path(db).with_name("exports"))
-    t0, c0 = time.perf_counter(), _process_cpu_seconds()
+    t0, c0 = time.perf_counter(), _process_work()[0]
     result = run_pipeline(config_path, database=db, exports=exports, progress=cpu.progress)
     seconds = time.perf_counter() - t0
     logging.getLogger("reputation").removeHandler(cpu)
-    end_cpu = _process_cpu_seconds()
+    end_cpu = _process_work()[0]
     return {
         "seconds": seconds,
         "status": result.status,
@@ -260,8 +254,8 @@ def pipeline(config_path: str, db: str) -> dict[str, Any]:
         "messages": result.tables.get("messages"),
         "accounts": result.tables.get("accounts"),
         "stages": [
-            {"stage": s, "seconds": t, "cpu_seconds": cpu.cpu.get(s), "rows": r, "peak_rss_mib": m,
-             "system_seconds": cpu.kernel.get(s, (None, None))[0], "page_faults": cpu.kernel.get(s, (None, None))[1]}
+            {"stage": s, "seconds": t, "rows": r, "peak_rss_mib": m,
+             **dict(zip(("cpu_seconds", "system_seconds", "page_faults"), cpu.used.get(s, (None,) * 3), strict=True))}
             for s, t, r, m in result.stages
         ],
         "cpu_seconds": end_cpu - c0,
