@@ -639,6 +639,13 @@ def scaling_exponents(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Per-stage empirical scaling exponent k in seconds ∝ messages^k between the two largest finished runs.
 
     k ≈ 1 is linear; k well above 1 marks the stage that will not scale. None with fewer than two runs.
+    The exponents are given twice: of wall seconds (``pipeline``, ``stages``) and of CPU seconds
+    (``pipeline_cpu``, ``stages_cpu``, where the runs recorded them): a wall exponent above the CPU one
+    means the stage waits more (or uses its cores less) as it grows, not that it computes more. Neither
+    is free of the machine: on this shared VM the unchanged template stage took 237.5 CPU-s (154 s) at
+    30M in one session and 157.7 CPU-s (96 s) in the next, and a 10M/30M pair measured in different
+    sessions gave k = 1.49 (wall and CPU) where a pair measured an hour apart gave 1.03 (CPU 1.12). The
+    two sizes compared should be measured in one session.
     """
     import math
 
@@ -647,20 +654,29 @@ def scaling_exponents(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     a, b = ok[-2], ok[-1]
     ratio = math.log(b["messages"] / a["messages"])
-    sa = {s["stage"]: s["seconds"] for s in a["pipeline"]["stages"]}
-    sb = {s["stage"]: s["seconds"] for s in b["pipeline"]["stages"]}
-    stages = {
-        st: math.log(sb[st] / sa[st]) / ratio
-        for st in sb
-        if st in sa and sa[st] > 0.5 and sb[st] > 0.5  # sub-second stages are noise
-    }
-    return {
+
+    def exponents(key: str) -> dict[str, float]:
+        sa = {s["stage"]: s.get(key) for s in a["pipeline"]["stages"]}
+        sb = {s["stage"]: s.get(key) for s in b["pipeline"]["stages"]}
+        return {
+            st: math.log(sb[st] / sa[st]) / ratio
+            for st in sb
+            # sub-second stages are noise
+            if sa.get(st) is not None and sb[st] is not None and sa[st] > 0.5 and sb[st] > 0.5
+        }
+
+    out = {
         "from_messages": a["messages"],
         "to_messages": b["messages"],
         "pipeline": math.log(b["pipeline"]["seconds"] / a["pipeline"]["seconds"]) / ratio,
         "peak_rss": math.log(b["pipeline"]["peak_rss_mib"] / a["pipeline"]["peak_rss_mib"]) / ratio,
-        "stages": stages,
+        "stages": exponents("seconds"),
     }
+    cpu_a, cpu_b = a["pipeline"].get("cpu_seconds"), b["pipeline"].get("cpu_seconds")
+    if cpu_a and cpu_b:
+        out["pipeline_cpu"] = math.log(cpu_b / cpu_a) / ratio
+        out["stages_cpu"] = exponents("cpu_seconds")
+    return out
 
 
 def observations(res: dict[str, Any]) -> list[str]:
@@ -676,16 +692,22 @@ def observations(res: dict[str, Any]) -> list[str]:
     exp = scaling_exponents(runs)
     if exp:
         worst = sorted(exp["stages"].items(), key=lambda kv: -kv[1])
-        loads = [r.get("load_average_before", [None])[0] for r in runs[-2:]]
+        pair = sorted(runs, key=lambda r: r["messages"])[-2:]
+        loads = [r.get("load_average_before", [None])[0] for r in pair]
+        dates = [r.get("date") for r in pair]
+        when = f" (measured {dates[0]} and {dates[1]})" if all(dates) else ""
         out.append(
-            f"Load (1-min) at the start of those two runs: {loads[0]} and {loads[1]}; unequal contention "
-            "distorts these exponents."
+            f"Load (1-min) at the start of those two runs{when}: {loads[0]} and {loads[1]}; unequal "
+            "contention distorts these exponents, in CPU seconds as well as in wall seconds."
         )
+        cpu = exp.get("stages_cpu", {})
         out.append(
             f"Empirical scaling from {exp['from_messages']:,} to {exp['to_messages']:,} messages "
-            f"(seconds ∝ messages^k): pipeline k = {exp['pipeline']:.2f}, "
-            f"peak RSS k = {exp['peak_rss']:.2f}; "
-            "per stage " + ", ".join(f"{k} {v:.2f}" for k, v in worst) + "."
+            f"(seconds ∝ messages^k): pipeline k = {exp['pipeline']:.2f}"
+            + (f" (of CPU seconds {exp['pipeline_cpu']:.2f})" if "pipeline_cpu" in exp else "")
+            + f", peak RSS k = {exp['peak_rss']:.2f}; per stage, of wall"
+            + (" (and CPU)" if cpu else "") + " seconds, "
+            + ", ".join(f"{k} {v:.2f}" + (f" ({cpu[k]:.2f})" if k in cpu else "") for k, v in worst) + "."
         )
     for r in res.get("runs", []):
         if "pipeline" not in r and r.get("error"):

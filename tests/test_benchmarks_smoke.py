@@ -76,6 +76,9 @@ def test_kernel_benchmark_rebuilds_the_stage_graph(tiny_run: tuple[Path, Path]) 
         assert res["iterations"] == int(stage_iters[key]), family
     assert out["kernel_vs_raw"] > 0 and out["networkx_pagerank_s"] > 0
     assert out["networkx_default_tol_s"] > 0 and out["networkx_default_tol_error"] >= 0
+    for res in out["families"].values():  # networkx best of its repeats, every run's seconds kept
+        assert len(res["networkx_pagerank_runs_s"]) == kernels.NETWORKX_REPEATS
+        assert res["networkx_pagerank_s"] == min(res["networkx_pagerank_runs_s"])
 
 
 def test_networkx_is_timed_to_an_accuracy_like_the_kernels() -> None:
@@ -198,6 +201,28 @@ def test_report_renders_targets(tmp_path: Path) -> None:
     assert "25.0× | NO" in text
     assert "· git abc1234 + 2 uncommitted files ·" in text  # each section names the tree it measured
     assert md_table(["a"], [[None]]).strip().endswith("| – |")
+
+
+def test_scaling_exponents_of_wall_and_cpu_seconds() -> None:
+    def run(messages: int, wall: float, cpu: float) -> dict:
+        stages = [{"stage": "templates", "seconds": wall, "cpu_seconds": cpu},
+                  {"stage": "views", "seconds": 0.05, "cpu_seconds": 0.04}]  # sub-second: left out
+        return {"messages": messages, "load_average_before": [1.0],
+                "pipeline": {"seconds": wall + 1, "cpu_seconds": cpu + 1, "peak_rss_mib": 100.0, "stages": stages}}
+
+    # 4× the messages: wall 8× (k = 1.5, a slower machine), CPU 4× (k = 1.0)
+    runs = [run(1_000_000, 10.0, 20.0), run(4_000_000, 80.0, 80.0)]
+    exp = perf.scaling_exponents(runs)
+    assert exp is not None and set(exp["stages"]) == {"templates"}
+    assert exp["stages"]["templates"] == pytest.approx(1.5)
+    assert exp["stages_cpu"]["templates"] == pytest.approx(1.0)
+    assert exp["pipeline_cpu"] == pytest.approx(np.log(81 / 21) / np.log(4))
+    text = " ".join(perf.observations({"runs": runs}))
+    assert "per stage, of wall (and CPU) seconds, templates 1.50 (1.00)." in text
+    # runs recorded before CPU seconds were: wall exponents only
+    for r in runs:
+        del r["pipeline"]["cpu_seconds"]
+    assert "pipeline_cpu" not in perf.scaling_exponents(runs)
 
 
 def test_repeated_perf_runs_report_the_median(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
