@@ -8,6 +8,8 @@ stalling one after the other. Used by :mod:`reputation.scoring._kernels` and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
@@ -30,3 +32,33 @@ def prefetch(typingctx, arr, idx):  # pragma: no cover
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+#: Assumed per-core L2 size where the machine does not say (Linux sysfs absent).
+DEFAULT_L2_BYTES = 1 << 20
+_SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def l2_cache_bytes(cpu_cache: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
+    """Per-core L2 cache size of this machine (bytes), from Linux sysfs; ``DEFAULT_L2_BYTES`` if unknown.
+
+    Whether prefetching a loop's gathers pays depends on whether the gathered array fits in L2: measured
+    on the 10M-message world's co-behaviour graph (a 1.18 MB vector), prefetching made the solve 12–19%
+    faster on an AMD EPYC with 1 MiB of L2 per core and 6–14% slower on an Intel Xeon with 2 MiB.
+
+    >>> l2_cache_bytes(Path("/nonexistent")) == DEFAULT_L2_BYTES
+    True
+    """
+    try:
+        for index in sorted(cpu_cache.glob("index*")):
+            if (index / "level").read_text().strip() != "2":
+                continue
+            if (index / "type").read_text().strip() not in ("Unified", "Data"):
+                continue
+            size = (index / "size").read_text().strip()
+            unit = _SIZE_UNITS.get(size[-1:].upper(), 1)
+            number = size[:-1] if size[-1:].upper() in _SIZE_UNITS else size
+            return int(number) * unit
+    except (OSError, ValueError):
+        pass
+    return DEFAULT_L2_BYTES

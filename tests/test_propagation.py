@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pytest
@@ -320,3 +322,25 @@ def test_template_edges_skip_single_account_templates_cap_large_ones_and_share_o
         (0, 1, 0.25), (0, 2, 0.25), (1, 2, 0.5), (3, 4, 0.25), (3, 5, 0.25), (4, 5, 0.25)]
     u, v, _ = edge_list(con, max_template_accounts=2)["template"]
     assert sorted(zip(u.tolist(), v.tolist(), strict=True)) == [(1, 2)]
+
+
+def test_l2_cache_size_is_read_from_sysfs(tmp_path: Path) -> None:
+    from reputation._prefetch import DEFAULT_L2_BYTES, l2_cache_bytes
+
+    def index(name: str, level: str, kind: str, size: str) -> None:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "level").write_text(level + "\n")
+        (d / "type").write_text(kind + "\n")
+        (d / "size").write_text(size + "\n")
+
+    index("index0", "1", "Data", "48K")
+    index("index1", "1", "Instruction", "32K")
+    index("index2", "2", "Unified", "2048K")
+    index("index3", "3", "Unified", "480M")
+    assert l2_cache_bytes(tmp_path) == 2 << 20
+    (tmp_path / "index2" / "size").write_text("1M\n")
+    assert l2_cache_bytes(tmp_path) == 1 << 20
+    (tmp_path / "index2" / "size").write_text("unknown\n")  # unreadable: the default, not an error
+    assert l2_cache_bytes(tmp_path) == DEFAULT_L2_BYTES
+    assert l2_cache_bytes(tmp_path / "missing") == DEFAULT_L2_BYTES

@@ -35,13 +35,15 @@ import duckdb
 import numpy as np
 import scipy.sparse as sp
 
+from .._prefetch import l2_cache_bytes
 from . import _kernels as _k
 
 #: Spectral bound of 2W (row sums), < 1 so that the iteration contracts.
 DEFAULT_RHO = 0.9
-#: The unclipped solve prefetches its gathers once the propagated vector (float64) is larger than this: a
-#: typical per-core L2 cache (1 MiB on the benchmark machine). Below it, prefetching only costs time.
-PREFETCH_MIN_BYTES = 1 << 20
+#: The unclipped solve prefetches its gathers once the propagated vector (float64) is larger than this: the
+#: machine's per-core L2 cache (:func:`reputation._prefetch.l2_cache_bytes`; 1 MiB on the AMD EPYC and
+#: 2 MiB on the Intel Xeon the benchmarks have run on). Below it, prefetching only costs time.
+PREFETCH_MIN_BYTES = l2_cache_bytes()
 #: How many stored entries ahead the sweeps prefetch (10M world, co-behaviour graph: 64 ~17% faster than no
 #: prefetch, 32 ~12%, 8–16 no gain; its conversation graph, 5 entries per row, ~3% slower either way).
 PREFETCH_AHEAD = 64
