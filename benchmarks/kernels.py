@@ -109,9 +109,10 @@ def propagation_inputs(
 
 
 #: Every timed method runs at least its repeats and then until its runs add up to this many seconds (at most
-#: ``MAX_RUNS``), best taken: a 3–8 ms solve at 1M messages, best of 3, measured 2.8 ms in one suite run and
-#: 5.5 ms in the next, which alone moved the 1M networkx ratio by 2x. Sub-second solves so get dozens of
-#: samples; the 10M and 30M ones (0.1–4 s) keep their repeats.
+#: ``MAX_RUNS``), best taken. A 5 ms solve at 1M messages (the conversation graph), best of 3, came out at
+#: 5.2–5.6 ms in three runs on one machine and at 4.8–4.9 ms as the best of ~100 samples: milliseconds are
+#: at the mercy of the scheduler, and more samples of them cost nothing. The 10M and 30M solves (0.06–4 s)
+#: keep their repeats.
 MIN_TIMED_SECONDS = 0.5
 MAX_RUNS = 200
 

@@ -44,7 +44,7 @@ def l2_cache_bytes(cpu_cache: Path = Path("/sys/devices/system/cpu/cpu0/cache"))
 
     Whether prefetching a loop's gathers pays depends on whether the gathered array fits in L2: measured
     on the 10M-message world's co-behaviour graph (a 1.18 MB vector), prefetching made the solve 12–19%
-    faster on an AMD EPYC with 1 MiB of L2 per core and 6–14% slower on an Intel Xeon with 2 MiB.
+    faster on an AMD EPYC with 1 MiB of L2 per core and 6–15% slower on an Intel Xeon with 2 MiB.
 
     >>> l2_cache_bytes(Path("/nonexistent")) == DEFAULT_L2_BYTES
     True

@@ -47,7 +47,7 @@ def chebyshev_sweep(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, s
     co-behaviour graph (147k rows, 31 entries per row, a 1.18 MB vector) ``ahead = 64`` made the solve
     12–19% faster on an AMD EPYC with 1 MiB of L2 per core (its conversation graph, 5 entries per row:
     ~3% slower). With ``p`` in cache the prefetches are pure overhead (~30% slower on the 1M world's
-    graphs; on an Intel Xeon with 2 MiB of L2, where the 10M vector fits, 6–14% slower): pass 0.
+    graphs; on an Intel Xeon with 2 MiB of L2, where the 10M vector fits, 6–15% slower): pass 0.
     """
     one, two = np.uint64(1), np.uint64(2)
     dist = np.uint64(ahead)
