@@ -8,10 +8,10 @@ Usage
     python -m benchmarks quick                    # every suite, small (under a minute on 2 cores)
     python -m benchmarks full                     # every suite at full size (perf: 1M, 10M, 30M messages;
                                                   # about 20 min on 2 cores: 1M + 10M 5 min, 30M 10 min)
-    python -m benchmarks full --suites quality,attack          # ~5 min
+    python -m benchmarks full --suites quality,attack          # ~1–2 min (51–75 s measured)
     python -m benchmarks full --suites perf --sizes 1000000,10000000
     python -m benchmarks full --suites perf --sizes 10000000 --repeat 3  # median of 3 runs (~7 min)
-    python -m benchmarks full --suites perf --sizes 30000000 --timeout 3600 --max-rss-gib 17
+    python -m benchmarks full --suites perf --sizes 30000000 --timeout 3600 --max-rss-gib 17  # ~6 min a run
     python -m benchmarks report                   # re-render RESULTS.md from results.json
     python -m benchmarks.profile_stages DB --config CONFIG STAGE...  # where a stage's time goes
 
