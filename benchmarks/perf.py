@@ -350,12 +350,10 @@ def measure_size(
             log(f"{tag}: pipeline {p['seconds']:.1f} s, peak RSS {p['peak_rss_mib']:.0f} MiB")
         res["pipeline"] = _median_run(pipelines, "seconds")
         res["floor"] = _median_run(floors, "seconds")
-        full_scans = [f for f in floors if f.get("full_scan_seconds")]
-        if full_scans:
-            res["floor"]["full_scan_seconds"] = _median_run(full_scans, "full_scan_seconds")["full_scan_seconds"]
-        stores = [f for f in floors if f.get("store_seconds")]
-        if stores:
-            res["floor"]["store_seconds"] = _median_run(stores, "store_seconds")["store_seconds"]
+        for key in ("full_scan_seconds", "store_seconds"):  # each limit's own median over the repeats
+            measured = [f for f in floors if f.get(key)]
+            if measured:
+                res["floor"][key] = _median_run(measured, key)[key]
         if repeat > 1:
             res["repeats"] = repeats
         p = res["pipeline"]
@@ -668,6 +666,8 @@ def scaling_exponents(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     out = {
         "from_messages": a["messages"],
         "to_messages": b["messages"],
+        "dates": [a.get("date"), b.get("date")],
+        "loads_before": [(r.get("load_average_before") or [None])[0] for r in (a, b)],
         "pipeline": math.log(b["pipeline"]["seconds"] / a["pipeline"]["seconds"]) / ratio,
         "peak_rss": math.log(b["pipeline"]["peak_rss_mib"] / a["pipeline"]["peak_rss_mib"]) / ratio,
         "stages": exponents("seconds"),
@@ -692,9 +692,7 @@ def observations(res: dict[str, Any]) -> list[str]:
     exp = scaling_exponents(runs)
     if exp:
         worst = sorted(exp["stages"].items(), key=lambda kv: -kv[1])
-        pair = sorted(runs, key=lambda r: r["messages"])[-2:]
-        loads = [r.get("load_average_before", [None])[0] for r in pair]
-        dates = [r.get("date") for r in pair]
+        loads, dates = exp["loads_before"], exp["dates"]
         when = f" (measured {dates[0]} and {dates[1]})" if all(dates) else ""
         out.append(
             f"Load (1-min) at the start of those two runs{when}: {loads[0]} and {loads[1]}; unequal "

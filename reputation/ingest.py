@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
@@ -498,6 +499,16 @@ def expand_files(source: Source) -> list[str]:
     return files
 
 
+class _Queued(NamedTuple):
+    """A file being read ahead: its source's counts and worker, its path and size, and the read's future."""
+
+    counts: SourceCounts
+    worker: _FileIngest
+    path: str
+    size: int
+    future: Future[_Prepared | None]
+
+
 def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, key: bytes,
                    on_file: Callable[[str, str], None] | None = None) -> list[SourceCounts]:
     """Read every source of ``config`` into the canonical tables; returns per-source row accounting.
@@ -525,42 +536,43 @@ def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, 
     reader_con = con.cursor()
     pool = ThreadPoolExecutor(max_workers=1)
     jobs = files()
-    queue: deque[tuple[SourceCounts, _FileIngest, str, Future[_Prepared | None]]] = deque()
+    queue: deque[_Queued] = deque()
 
     staged = itertools.count()  # names of the staged files' tables
 
     def read_ahead() -> None:
-        while len(queue) < READ_AHEAD_FILES and (
-                not queue or sum(os.path.getsize(q[2]) for q in queue) < READ_AHEAD_BYTES):
+        while len(queue) < READ_AHEAD_FILES and (not queue or sum(q.size for q in queue) < READ_AHEAD_BYTES):
             job = next(jobs, None)
             if job is None:
                 return
             sc, worker, path = job
             v = f"{_STAGE}._v{next(staged)}"
-            queue.append((sc, worker, path, pool.submit(worker.prepare, reader_con, path, v)))
+            queue.append(_Queued(sc, worker, path, os.path.getsize(path),
+                                 pool.submit(worker.prepare, reader_con, path, v)))
 
     try:
         _copy_session_settings(con, reader_con)
         read_ahead()
         while queue:
-            sc, worker, path, future = queue.popleft()
+            first = queue.popleft()
+            sc, worker = first.counts, first.worker
             if on_file:
-                on_file(sc.source, path)
-            batch = [future.result()]
+                on_file(sc.source, first.path)
+            batch = [first.future.result()]
             rows = batch[0].n_read if batch[0] else 0
             # the files of the same source that are already read join this INSERT, up to a row budget
-            while queue and queue[0][1] is worker and queue[0][3].done() and rows < STORE_BATCH_ROWS:
-                _, _, path, future = queue.popleft()
+            while queue and queue[0].worker is worker and queue[0].future.done() and rows < STORE_BATCH_ROWS:
+                nxt = queue.popleft()
                 if on_file:
-                    on_file(sc.source, path)
-                batch.append(future.result())
+                    on_file(sc.source, nxt.path)
+                batch.append(nxt.future.result())
                 rows += batch[-1].n_read if batch[-1] else 0
             read_ahead()
             read, stored, quarantined = worker.finish(batch)
             sc.rows_read += read
             sc.rows_stored += stored
             sc.rows_quarantined += quarantined
-            if not queue or queue[0][0] is not sc:
+            if not queue or queue[0].counts is not sc:
                 log.info("source %s: %d files, %d rows read, %d stored, %d quarantined", sc.source, sc.files,
                          sc.rows_read, sc.rows_stored, sc.rows_quarantined)
     finally:
