@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from ._memory import parse_bytes
 from .schema import INPUT_TABLES
 
 SourceFormat = Literal["parquet", "csv", "ndjson"]
@@ -113,6 +114,8 @@ class Settings:
     verdict: VerdictThresholds = field(default_factory=VerdictThresholds)
     memory_limit: str | None = None
     threads: int | None = None
+    block_allocator_memory: str = "auto"
+    retain_freed_memory: bool = True
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,15 @@ def _parse_settings(raw: dict[str, Any], path: Path) -> Settings:
             kwargs[key] = float(value)
         elif key in ("hash_key_env", "memory_limit"):
             kwargs[key] = _expect(value, str, full, "a string", path)
-        elif key in ("require_hash_key", "allow_empty"):
+        elif key == "block_allocator_memory":
+            _expect(value, str, full, 'a size such as "4GB", "0" or "auto"', path)
+            if value.strip().lower() != "auto":
+                try:
+                    parse_bytes(value)
+                except ValueError as e:
+                    raise ConfigError(full, str(e), path) from None
+            kwargs[key] = value
+        elif key in ("require_hash_key", "allow_empty", "retain_freed_memory"):
             kwargs[key] = _expect(value, bool, full, "true or false", path)
         elif key in ("max_text_chars", "threads"):
             _expect(value, int, full, "an integer", path)

@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 
 from . import __version__
+from ._memory import block_allocator_bytes, parse_bytes, retain_freed_memory
 from .config import Config, Settings, load_config
 from .context import StageContext
 from .export import write_exports
@@ -138,7 +139,22 @@ def open_build_connection(path: Path, settings: Settings) -> duckdb.DuckDBPyConn
         con.execute("SET memory_limit = ?", [settings.memory_limit])
     if settings.threads:
         con.execute("SET threads = ?", [settings.threads])
+    _keep_block_memory(con, settings.block_allocator_memory)
     return con
+
+
+def _keep_block_memory(con: duckdb.DuckDBPyConnection, setting: str) -> None:
+    """Let DuckDB's block allocator keep the memory it touches (see :mod:`reputation._memory`).
+
+    The setting cannot be lowered once set on a database instance, and a file opened twice in one process
+    is one instance: it is only ever raised.
+    """
+    def current(name: str) -> int:
+        return parse_bytes(con.execute("SELECT current_setting($n)", {"n": name}).fetchall()[0][0])
+
+    wanted = block_allocator_bytes(setting, current("memory_limit"))
+    if wanted > current("block_allocator_memory"):
+        con.execute("SET block_allocator_memory = ?", [f"{wanted}B"])
 
 
 class _Runner:
@@ -358,6 +374,8 @@ def run_pipeline(config: Config | str | Path, database: Path | str | None = None
     analysis stages after ingest (for tests and partial runs); None runs them all.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
+    if cfg.settings.retain_freed_memory:
+        retain_freed_memory()
     db = Path(database).resolve() if database else cfg.database
     ex = Path(exports).resolve() if exports else cfg.exports
     return _Runner(cfg, db, ex, progress, stages).run()

@@ -58,6 +58,12 @@ def test_good_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
          "not a time column"),
         (("delimiter = \";\"", "delimiter = \";;\""), "sources[0] (m).csv.delimiter", "must be one character"),
         (("[settings]", "[settings]\nbogus = 1"), "settings.bogus", "unknown key"),
+        (("[settings]", "[settings]\nblock_allocator_memory = \"lots\""), "settings.block_allocator_memory",
+         "not a size"),
+        (("[settings]", "[settings]\nblock_allocator_memory = 4"), "settings.block_allocator_memory",
+         "expected a size"),
+        (("[settings]", "[settings]\nretain_freed_memory = 1"), "settings.retain_freed_memory",
+         "expected true or false"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, change: tuple[str, str], key: str, problem: str) -> None:
