@@ -32,8 +32,8 @@ from pathlib import Path
 import duckdb
 
 from . import __version__
-from ._memory import block_allocator_bytes, parse_bytes, retain_freed_memory
-from .config import Config, Settings, load_config
+from ._memory import block_allocator_bytes, parse_bytes, physical_memory_bytes, retain_freed_memory
+from .config import Config, ConfigError, Settings, load_config
 from .context import StageContext
 from .export import write_exports
 from .hashing import resolve_key
@@ -147,14 +147,18 @@ def _keep_block_memory(con: duckdb.DuckDBPyConnection, setting: str) -> None:
     """Let DuckDB's block allocator keep the memory it touches (see :mod:`reputation._memory`).
 
     The setting cannot be lowered once set on a database instance, and a file opened twice in one process
-    is one instance: it is only ever raised.
+    is one instance: it is only ever raised. A size DuckDB refuses (more than its memory limit) is a
+    config error.
     """
     def current(name: str) -> int:
         return parse_bytes(con.execute("SELECT current_setting($n)", {"n": name}).fetchall()[0][0])
 
-    wanted = block_allocator_bytes(setting, current("memory_limit"))
+    wanted = block_allocator_bytes(setting, current("memory_limit"), physical_memory_bytes())
     if wanted > current("block_allocator_memory"):
-        con.execute("SET block_allocator_memory = ?", [f"{wanted}B"])
+        try:
+            con.execute("SET block_allocator_memory = ?", [f"{wanted}B"])
+        except duckdb.InvalidInputException as e:
+            raise ConfigError("settings.block_allocator_memory", f"DuckDB refuses {setting!r}: {e}") from None
 
 
 class _Runner:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reputation._memory import block_allocator_bytes, parse_bytes
-from reputation.config import Settings
+from reputation.config import ConfigError, Settings
 from reputation.pipeline import open_build_connection
 
 # Allocates, frees and allocates again a 256 MiB array; prints the page faults of the second allocation.
@@ -55,6 +55,9 @@ def test_sizes_parse_as_duckdb_writes_them() -> None:
         parse_bytes("4 parsecs")
     assert block_allocator_bytes("auto", 8 * 2**30) == 2 * 2**30
     assert block_allocator_bytes("AUTO ", 0) == 0 and block_allocator_bytes("1MiB", 8 * 2**30) == 2**20
+    # an unlimited memory limit reads as 16383.9 PiB: auto then takes a quarter of the physical memory
+    assert parse_bytes("16383.9 PiB") > 2**63
+    assert block_allocator_bytes("auto", parse_bytes("16383.9 PiB"), physical_bytes=16 * 2**30) == 4 * 2**30
 
 
 def _setting(con, name: str) -> int:  # noqa: ANN001
@@ -74,3 +77,12 @@ def test_build_connection_sizes_the_block_allocator_and_never_lowers_it(tmp_path
     assert _setting(off, "block_allocator_memory") == 0
     for c in (con, again, bigger, off):
         c.close()
+
+
+def test_unlimited_memory_works_and_a_refused_size_is_a_config_error(tmp_path: Path) -> None:
+    con = open_build_connection(tmp_path / "a.duckdb", Settings(memory_limit="-1"))
+    assert 0 < _setting(con, "block_allocator_memory") < 2**50
+    con.close()
+    with pytest.raises(ConfigError, match="settings.block_allocator_memory") as info:
+        open_build_connection(tmp_path / "b.duckdb", Settings(memory_limit="1GB", block_allocator_memory="50TB"))
+    assert "DuckDB refuses '50TB'" in str(info.value)
