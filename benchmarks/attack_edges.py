@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmarks.common import HERE, ROOT, md_table
+from benchmarks.common import HERE, ROOT, best_method, md_table
 
 COLLEGEMSG = (ROOT.parent / "shared" / "data" / "real" / "collegemsg" / "CollegeMsg.txt").resolve()
 PLATFORM = "collegemsg"
@@ -458,7 +458,7 @@ def engine_ahead(res: dict[str, Any]) -> list[tuple[str, str, str]]:
         if eng is None or not others:
             rows.append((f"N={n}", "not measured", "–"))
             continue
-        best = max(others, key=others.get)
+        best = best_method(others)
         digits = 4  # more where four decimals would print a difference as a tie
         while digits < 6 and f"{eng:.{digits}f}" == f"{others[best]:.{digits}f}" and eng != others[best]:
             digits += 1

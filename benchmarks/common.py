@@ -207,6 +207,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
+def best_method(scores: dict[str, float]) -> str:
+    """The method with the highest score; ties go to the first name in alphabetical order.
+
+    Not the first in the dict's order: results.json is written with sorted keys, so a suite run (methods
+    in the order they ran) and a later ``report`` (sorted) would otherwise name different ones of two
+    baselines tied at 1.0.
+
+    >>> best_method({"sybilscar": 1.0, "badrank": 1.0, "sybilrank": 0.9})
+    'badrank'
+    """
+    return min(scores, key=lambda m: (-scores[m], m))
+
+
 def fmt(value: Any, digits: int = 3) -> str:
     """A table cell: floats rounded, None as an en dash."""
     if value is None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import fmt, md_table
+from benchmarks.common import best_method, fmt, md_table
 
 DIFFICULTIES = ("easy", "default", "adversarial")
 SIZES = {
@@ -187,7 +187,7 @@ def engine_ahead(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         if eng is None or not others:
             rows.append((difficulty, "not measured", "–"))
             continue
-        best = max(others, key=others.get)
+        best = best_method(others)
         rows.append(
             (
                 difficulty,

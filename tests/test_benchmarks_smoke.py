@@ -153,6 +153,11 @@ def test_attack_report_explains_where_the_engine_is_behind() -> None:
     assert attack_edges.engine_ahead(res)[0][1].startswith("engine 0.99999 vs badrank 1.00000")
     res["roc_auc"]["engine"]["200"] = 1.0
     assert attack_edges.engine_ahead(res)[0][2] == "level (both 1)"
+    # a second baseline tied at the top: the same one is named whatever order the methods come in
+    # (a suite run keeps the order they ran in, results.json sorts them)
+    for order in (["sybilscar", "badrank"], ["badrank", "sybilscar"]):
+        curve = {"engine": res["roc_auc"]["engine"], **{m: {"200": 1.0} for m in order}}
+        assert "vs badrank 1.0000" in attack_edges.engine_ahead({**res, "roc_auc": curve})[0][1]
     # the table row: shares of own behaviour, graph and the rest
     assert "| 200 | 40 of 2,000 | 3 | 9 | 75% | 20% | 5% | 0.9800 |" in attack_edges.markdown(res)
 
