@@ -30,8 +30,10 @@ _M_MMAP_MAX = -4
 #: ``mallopt`` takes an ``int``: freed memory at the heap's top is returned only beyond 2 GiB.
 _TRIM_THRESHOLD_BYTES = 2**31 - 1
 
+# DuckDB's units, and the bare K, M, G of Linux sysfs (cache sizes such as "2048K"), which are binary
 _UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
-          "PB": 1000**5, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40, "PIB": 1 << 50}
+          "PB": 1000**5, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40, "PIB": 1 << 50,
+          "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 #: The fraction of DuckDB's memory limit its block allocator may keep when the setting is ``"auto"``.
@@ -58,10 +60,11 @@ def retain_freed_memory() -> bool:
 
 
 def parse_bytes(size: str) -> int:
-    """Bytes in a DuckDB-style size (``"16GB"``, ``"18.7 GiB"``, ``"512.0 MiB"``, ``"0 bytes"``).
+    """Bytes in a DuckDB-style size (``"16GB"``, ``"18.7 GiB"``, ``"512.0 MiB"``, ``"0 bytes"``), or a sysfs
+    one (``"2048K"``, binary).
 
-    >>> parse_bytes("1.5 KiB"), parse_bytes("2GB"), parse_bytes("0 bytes")
-    (1536, 2000000000, 0)
+    >>> parse_bytes("1.5 KiB"), parse_bytes("2GB"), parse_bytes("0 bytes"), parse_bytes("2048K")
+    (1536, 2000000000, 0, 2097152)
     """
     m = _SIZE.match(size)
     unit = _UNITS.get(m.group(2).upper()) if m else None

@@ -14,6 +14,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from ._memory import parse_bytes
+
 
 @intrinsic
 def prefetch(typingctx, arr, idx):  # pragma: no cover
@@ -36,7 +38,6 @@ def prefetch(typingctx, arr, idx):  # pragma: no cover
 
 #: Assumed per-core L2 size where the machine does not say (Linux sysfs absent).
 DEFAULT_L2_BYTES = 1 << 20
-_SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def l2_cache_bytes(cpu_cache: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
@@ -55,10 +56,7 @@ def l2_cache_bytes(cpu_cache: Path = Path("/sys/devices/system/cpu/cpu0/cache"))
                 continue
             if (index / "type").read_text().strip() not in ("Unified", "Data"):
                 continue
-            size = (index / "size").read_text().strip()
-            unit = _SIZE_UNITS.get(size[-1:].upper(), 1)
-            number = size[:-1] if size[-1:].upper() in _SIZE_UNITS else size
-            return int(number) * unit
+            return parse_bytes((index / "size").read_text())
     except (OSError, ValueError):
         pass
     return DEFAULT_L2_BYTES
