@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from reputation._memory import block_allocator_bytes, parse_bytes
@@ -60,7 +61,7 @@ def test_sizes_parse_as_duckdb_writes_them() -> None:
     assert block_allocator_bytes("auto", parse_bytes("16383.9 PiB"), physical_bytes=16 * 2**30) == 4 * 2**30
 
 
-def _setting(con, name: str) -> int:  # noqa: ANN001
+def _setting(con: duckdb.DuckDBPyConnection, name: str) -> int:
     return parse_bytes(con.execute("SELECT current_setting($n)", {"n": name}).fetchall()[0][0])
 
 
