@@ -311,8 +311,17 @@ def mean_curve(runs: list[dict[str, Any]], values: tuple[int, ...], metric: str)
     return curve
 
 
+#: Where a ranking error of 0 (a perfect ROC-AUC) is drawn on the error panel's log axis.
+ERROR_FLOOR = 1e-6
+
+
 def plot(curve: dict[str, dict[str, float | None]], path: Path) -> Path | None:
-    """ROC-AUC vs number of attack edges (log x) for every method; None without matplotlib or data."""
+    """ROC-AUC vs number of attack edges (log x) for every method; None without matplotlib or data.
+
+    Two panels: ROC-AUC itself, where the methods near 1 overlap, and the ranking error 1 − ROC-AUC on
+    a log axis, where 0.9997 and 0.9998 are a visible factor apart (a perfect ranking is drawn at
+    ``ERROR_FLOOR``, the panel's bottom line).
+    """
     if not curve:
         return None
     try:
@@ -322,21 +331,33 @@ def plot(curve: dict[str, dict[str, float | None]], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, (ax, err) = plt.subplots(1, 2, figsize=(11, 4.2))
     for m in ["engine", *sorted(k for k in curve if k != "engine")]:
         if m not in curve:
             continue
         pts = sorted((int(n), v) for n, v in curve[m].items() if v is not None)
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", lw=2.5 if m == "engine" else 1.2, label=m)
-    ax.set_xscale("log")
-    ax.set_xlabel("attack edges (spammer → honest pairs)")
+        if not pts:
+            continue
+        style = {"lw": 2.5 if m == "engine" else 1.2, "zorder": 3 if m == "engine" else 2}
+        (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=m, **style)
+        err.plot([p[0] for p in pts], [max(1.0 - p[1], ERROR_FLOOR) for p in pts], "o-",
+                 color=line.get_color(), **style)
+    for a in (ax, err):
+        a.set_xscale("log")
+        a.set_xlabel("attack edges (spammer → honest pairs)")
+        a.grid(True, alpha=0.3)
     ax.set_ylabel("ROC-AUC (accounts never flagged)")
-    ax.set_title("CollegeMsg + 200-account spam region")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.set_title("ROC-AUC")
+    err.set_yscale("log")
+    err.set_ylim(ERROR_FLOOR / 2, 1.0)
+    err.axhline(ERROR_FLOOR, color="grey", lw=0.8, ls=":")
+    err.text(err.get_xlim()[1], ERROR_FLOOR, "0 (perfect) ", va="top", ha="right", fontsize=7, color="grey")
+    err.set_ylabel("1 − ROC-AUC (log; lower is better)")
+    err.set_title("ranking error")
+    fig.suptitle("CollegeMsg + 200-account spam region")
+    fig.legend(*ax.get_legend_handles_labels(), loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

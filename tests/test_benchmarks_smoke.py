@@ -162,6 +162,25 @@ def test_attack_report_explains_where_the_engine_is_behind() -> None:
     assert "| 200 | 40 of 2,000 | 3 | 9 | 75% | 20% | 5% | 0.9800 |" in attack_edges.markdown(res)
 
 
+def test_attack_plot_draws_the_ranking_error_on_a_log_axis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plt = pytest.importorskip("matplotlib.pyplot")
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to look at
+    curve = {"engine": {"100": 0.9997, "25": 1.0}, "badrank": {"100": 0.9998, "25": None}}
+    png = attack_edges.plot(curve, tmp_path / "attack.png")
+    assert png is not None and png.stat().st_size > 0
+    [fig] = figures
+    roc, err = fig.axes
+    assert err.get_yscale() == "log"
+    lines = {line.get_label(): line for line in roc.get_lines() if not line.get_label().startswith("_")}
+    assert set(lines) == {"engine", "badrank"}
+    engine_err = [line for line in err.get_lines() if line.get_color() == lines["engine"].get_color()][0]
+    # sorted by N; a perfect ROC-AUC sits on the floor line instead of vanishing from the log axis
+    assert list(engine_err.get_xdata()) == [25, 100]
+    assert engine_err.get_ydata()[0] == attack_edges.ERROR_FLOOR
+    assert engine_err.get_ydata()[1] == pytest.approx(3e-4)
+
+
 def test_attack_world_has_the_requested_attack_edges(tmp_path: Path) -> None:
     honest = tmp_path / "honest.txt"
     rng = np.random.default_rng(0)
