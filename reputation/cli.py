@@ -240,52 +240,93 @@ def export(db: Path, platform: str, fmt: str, out: Path, min_score: float | None
     click.echo(f"{n:,} rows written to {out}", err=True)
 
 
+#: Rows per Arrow batch streamed out of a ``query`` (the result is never held whole).
+QUERY_BATCH_ROWS = 65_536
+_NESTED_TYPES = ("list", "struct", "map", "array", "union")
+
+
+def _flat_for_csv(rel):  # noqa: ANN001, ANN202 - duckdb relations
+    """``rel`` with each nested column (list, struct, map) as its JSON text: CSV cells hold scalars only."""
+    if not any(t.id in _NESTED_TYPES for t in rel.types):
+        return rel
+    exprs = []
+    for name, t in zip(rel.columns, rel.types, strict=True):
+        ident = '"' + name.replace('"', '""') + '"'  # an identifier of the result, quoted (not a value)
+        exprs.append(f"CAST(to_json({ident}) AS VARCHAR) AS {ident}" if t.id in _NESTED_TYPES else ident)
+    return rel.project(", ".join(exprs))
+
+
+def _print_table(reader, limit: int) -> None:  # noqa: ANN001 - a pyarrow RecordBatchReader
+    """Render the first ``limit`` rows (0: all) as a table; the rest are counted, not kept.
+
+    In a terminal a long value wraps inside its cell; piped or redirected, the table is as wide as its
+    widest row, so no value is ever cut short (an account id can be copied into ``explain``).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Table(show_lines=False)
+    for name in reader.schema.names:
+        out.add_column(name, overflow="fold")
+    shown = total = 0
+    for batch in reader:
+        total += batch.num_rows
+        if limit > 0 and shown >= limit:
+            continue
+        take = batch if limit <= 0 else batch.slice(0, limit - shown)
+        for row in take.to_pylist():
+            out.add_row(*("NULL" if v is None else str(v) for v in row.values()))
+        shown += take.num_rows
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(80, Console(width=1_000_000).measure(out).maximum))
+    console.print(out)
+    if shown < total:
+        console.print(f"{shown} of {total:,} rows shown (--limit 0 shows all)")
+
+
 @main.command()
 @click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("sql")
 @click.option("-p", "--param", "params", multiple=True,
               help="A value for the next ? placeholder in SQL (repeat in order); values are never pasted in.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
-@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown by --format table (0: all).")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Rows shown by --format table (0: all).")
 def query(db: Path, sql: str, params: tuple[str, ...], fmt: str, limit: int) -> None:
     """Run SQL against a run's database, read-only (no DuckDB CLI needed).
 
     Example: ``reputation query --db out/reputation.duckdb "SELECT verdict, count(*) FROM reputation
     WHERE platform = ? GROUP BY 1" -p chirp``. The database is opened read-only, so a query can neither
-    change the published results nor block the next run's publish.
+    change the published results nor block the next run's publish. Results stream out in batches (a
+    query over every message needs no memory for the whole result); in CSV a list or struct column is
+    written as its JSON text.
     """
     import duckdb
 
     con = duckdb.connect(str(db), read_only=True)
     try:
         try:
-            table = con.sql(sql, params=list(params) or None).to_arrow_table()
+            rel = con.sql(sql, params=list(params) or None)
+            if fmt == "csv":
+                import pyarrow.csv as pacsv
+
+                reader = _flat_for_csv(rel).to_arrow_reader(QUERY_BATCH_ROWS)
+                sink = sys.stdout.buffer
+                with pacsv.CSVWriter(sink, reader.schema) as writer:
+                    for batch in reader:
+                        writer.write_batch(batch)
+                sink.flush()
+            elif fmt == "jsonl":
+                for batch in rel.to_arrow_reader(QUERY_BATCH_ROWS):
+                    for row in batch.to_pylist():
+                        click.echo(json.dumps(row, default=str))
+            else:
+                _print_table(rel.to_arrow_reader(QUERY_BATCH_ROWS), limit)
         except duckdb.Error as exc:
             _fail(f"query failed: {exc}", EXIT_USAGE)
     finally:
         con.close()
-    if fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        sink = sys.stdout.buffer
-        pacsv.write_csv(table, sink)
-        sink.flush()
-        return
-    if fmt == "jsonl":
-        for row in table.to_pylist():
-            click.echo(json.dumps(row, default=str))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    shown = table if limit <= 0 else table.slice(0, limit)
-    out = Table(*table.column_names, show_lines=False)
-    for row in shown.to_pylist():
-        out.add_row(*("NULL" if v is None else str(v) for v in row.values()))
-    console = Console()
-    console.print(out)
-    if shown.num_rows < table.num_rows:
-        console.print(f"{shown.num_rows} of {table.num_rows:,} rows shown (--limit 0 shows all)")
 
 
 if __name__ == "__main__":

@@ -155,6 +155,29 @@ def test_query_command_binds_parameters_and_never_writes(world: dict) -> None:
     assert runner.invoke(main, ["query", "--db", db, "SELEC 1"]).exit_code == 2
 
 
+def test_query_command_writes_nested_columns_and_long_values_whole(world: dict) -> None:
+    runner = CliRunner()
+    db = str(world["db"])
+    # a list and a struct column in CSV: their JSON text, one cell each
+    sql = ("SELECT account, flagged_on, {'n': 1, 'tags': ['a', 'b']} AS s FROM reputation "
+           "WHERE len(flagged_on) > 0 ORDER BY account LIMIT 3")
+    out = runner.invoke(main, ["query", "--db", db, sql, "--format", "csv"])
+    assert out.exit_code == 0, out.output
+    rows = pl.read_csv(out.stdout.encode())
+    assert rows.height == 3
+    assert all(isinstance(json.loads(v), list) and v for v in rows["flagged_on"])
+    assert json.loads(rows["s"][0]) == {"n": 1, "tags": ["a", "b"]}
+    # piped, a table is as wide as its widest value: nothing is cut short with an ellipsis
+    long_value = "x" * 300
+    out = runner.invoke(main, ["query", "--db", db, "SELECT ? AS v, 'short' AS w", "-p", long_value])
+    assert out.exit_code == 0 and long_value in out.stdout and "…" not in out.stdout
+    # rows beyond --limit are counted, not shown
+    n = len(runner.invoke(main, ["query", "--db", db, "SELECT account FROM reputation",
+                                 "--format", "jsonl"]).stdout.splitlines())
+    out = runner.invoke(main, ["query", "--db", db, "SELECT account FROM reputation", "--limit", "3"])
+    assert f"3 of {n:,} rows shown" in out.stdout
+
+
 def test_cli_exit_codes(tmp_path: Path) -> None:
     runner = CliRunner()
     bad = tmp_path / "bad.toml"
