@@ -70,7 +70,7 @@ class _Progress:
 
 def _execute_run(config: Path, db: Path | None, exports: Path | None):  # noqa: ANN202 - RunResult
     from .ingest import InputError
-    from .pipeline import RunFailed, run_pipeline
+    from .pipeline import RunFailed, RunLocked, run_pipeline
 
     try:
         with _Progress() as progress:
@@ -79,6 +79,8 @@ def _execute_run(config: Path, db: Path | None, exports: Path | None):  # noqa: 
         _fail(str(exc), EXIT_USAGE)
     except InputError as exc:
         _fail(f"{exc}\nThe run failed; the previously published results are unchanged.", EXIT_INPUT)
+    except RunLocked as exc:
+        _fail(f"{exc}\nNothing was run or recorded; the published results are unchanged.", EXIT_RUN_FAILED)
     except RunFailed as exc:
         _fail(f"{exc}\nThe run failed (run id {exc.run_id}); the previously published results are unchanged. "
               "Re-run with -v for the full log.", EXIT_RUN_FAILED)
@@ -143,19 +145,24 @@ def run(config: Path, db: Path | None, exports: Path | None, summary: bool) -> N
 @main.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder to write.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
-@click.option("--accounts", default=3000, show_default=True, help="Approximate number of accounts.")
-@click.option("--platforms", default=3, show_default=True, help="Number of platforms.")
-@click.option("--days", default=60, show_default=True, help="Days of activity.")
+@click.option("--accounts", type=click.IntRange(min=1), default=3000, show_default=True,
+              help="Approximate number of accounts.")
+@click.option("--platforms", type=click.IntRange(min=1), default=3, show_default=True, help="Number of platforms.")
+@click.option("--days", type=click.IntRange(min=1), default=60, show_default=True, help="Days of activity.")
 @click.option("--difficulty", type=click.Choice(["easy", "default", "adversarial"]), default="default",
               show_default=True)
-@click.option("--messages", type=int, default=None, help="Target message count (overrides --accounts).")
+@click.option("--messages", type=click.IntRange(min=1), default=None,
+              help="Target message count (overrides --accounts).")
 def generate(out_dir: Path, seed: int, accounts: int, platforms: int, days: int, difficulty: str,
              messages: int | None) -> None:
     """Write a synthetic multi-platform world with ground truth and a ready pipeline.toml."""
-    from .generate import generate_world
+    from .generate import WorldArgumentError, generate_world
 
-    summary = generate_world(out_dir, seed=seed, accounts=accounts, platforms=platforms, days=days,
-                             difficulty=difficulty, messages=messages)
+    try:
+        summary = generate_world(out_dir, seed=seed, accounts=accounts, platforms=platforms, days=days,
+                                 difficulty=difficulty, messages=messages)
+    except WorldArgumentError as exc:
+        _fail(str(exc), EXIT_USAGE)
     click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
 
 
@@ -166,10 +173,13 @@ def generate(out_dir: Path, seed: int, accounts: int, platforms: int, days: int,
 @click.option("--accounts", default=3000, show_default=True)
 def demo(out_dir: Path, seed: int, accounts: int) -> None:
     """Generate a small world, run the whole pipeline on it, and print a summary."""
-    from .generate import generate_world
+    from .generate import WorldArgumentError, generate_world
 
     click.echo(f"generating a synthetic world in {out_dir} ...")
-    world = generate_world(out_dir, seed=seed, accounts=accounts)
+    try:
+        world = generate_world(out_dir, seed=seed, accounts=accounts)
+    except WorldArgumentError as exc:
+        _fail(str(exc), EXIT_USAGE)
     click.echo(f"  {world.messages:,} messages, {world.accounts:,} accounts on {world.to_dict().get('platforms', 3)} "
                f"platforms; ground truth in {out_dir / 'truth'}")
     result = _execute_run(Path(world.config_path), None, None)
@@ -183,10 +193,16 @@ def demo(out_dir: Path, seed: int, accounts: int) -> None:
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True)
 def evaluate(db: Path, truth: Path, fmt: str) -> None:
     """Score a run's database against a generated world's ground truth."""
-    from .evaluate import evaluate_database, render_table
+    from .evaluate import EvaluationInputError, evaluate_database, finite_or_none, render_table
 
-    report = evaluate_database(db, truth)
-    click.echo(json.dumps(report, indent=2, default=float) if fmt == "json" else render_table(report))
+    try:
+        report = evaluate_database(db, truth)
+    except EvaluationInputError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    if fmt == "json":  # an undefined metric (no positives, say) is null: bare NaN is not JSON
+        click.echo(json.dumps(finite_or_none(report), indent=2, default=float, allow_nan=False))
+    else:
+        click.echo(render_table(report))
 
 
 @main.command()
@@ -235,6 +251,8 @@ def export(db: Path, platform: str, fmt: str, out: Path, min_score: float | None
         n = export_platform(con, platform, fmt, out, min_score=min_score)
     except KeyError as exc:
         _fail(str(exc.args[0]) if exc.args else f"unknown platform {platform}", EXIT_USAGE)
+    except LookupError as exc:
+        _fail(f"{db}: {exc}", EXIT_INPUT)
     finally:
         con.close()
     click.echo(f"{n:,} rows written to {out}", err=True)

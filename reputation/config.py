@@ -168,6 +168,22 @@ def _parse_time(value: Any, key: str, path: Path) -> datetime:
     return dt
 
 
+def _checked_memory_limit(value: str, key: str, path: Path) -> str:
+    """``value`` if DuckDB accepts it as ``memory_limit`` (asked of a throwaway in-memory database, so
+    that a typo fails here, naming the key, and not in the middle of a run)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET memory_limit = ?", [value])
+    except duckdb.Error as exc:
+        raise ConfigError(key, f"not a memory size DuckDB accepts ({exc}); e.g. \"8GB\" or \"75%\"",
+                          path) from None
+    finally:
+        con.close()
+    return value
+
+
 def _parse_settings(raw: dict[str, Any], path: Path) -> Settings:
     allowed = {f for f in Settings.__dataclass_fields__}
     _check_keys(raw, allowed, "settings.", path)
@@ -181,8 +197,11 @@ def _parse_settings(raw: dict[str, Any], path: Path) -> Settings:
             if value <= 0:
                 raise ConfigError(full, f"must be > 0, got {value}", path)
             kwargs[key] = float(value)
-        elif key in ("hash_key_env", "memory_limit"):
+        elif key == "hash_key_env":
             kwargs[key] = _expect(value, str, full, "a string", path)
+        elif key == "memory_limit":
+            _expect(value, str, full, 'a size such as "8GB" or "75%"', path)
+            kwargs[key] = _checked_memory_limit(value, full, path)
         elif key == "block_allocator_memory":
             _expect(value, str, full, 'a size such as "4GB", "0" or "auto"', path)
             if value.strip().lower() != "auto":

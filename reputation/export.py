@@ -74,9 +74,21 @@ def export_platform(con: duckdb.DuckDBPyConnection, platform: str, fmt: ExportFo
     -------
     int
         Accounts written (for STIX: indicators).
+
+    Raises
+    ------
+    KeyError
+        When ``platform`` has no account in the database (the message lists the platforms it has).
+    LookupError
+        When the database has no ``reputation`` table.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {list(FORMATS)}")
+    if not table_exists(con, "reputation"):
+        raise LookupError("the database has no reputation table: is it a run's published database?")
+    known = [p for (p,) in con.execute("SELECT DISTINCT platform FROM reputation ORDER BY 1").fetchall()]
+    if platform not in known:  # a misspelt platform would otherwise write an empty export
+        raise KeyError(f"unknown platform {platform!r}; the database has {', '.join(known) or 'none'}")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = _export_rows(con, platform, min_score)

@@ -54,7 +54,7 @@ import polars as pl
 
 from reputation import _wordlists as words
 
-__all__ = ["Difficulty", "WorldSummary", "generate_world", "platform_names", "PLATFORM_STYLES"]
+__all__ = ["Difficulty", "WorldArgumentError", "WorldSummary", "generate_world", "platform_names", "PLATFORM_STYLES"]
 
 Difficulty = Literal["easy", "default", "adversarial"]
 
@@ -155,6 +155,16 @@ class WorldSummary:
         return asdict(self)
 
 
+#: The smallest world :func:`generate_world` makes: enough accounts for every role to appear.
+MIN_ACCOUNTS = 50
+#: The smallest message target it accepts.
+MIN_MESSAGES = 500
+
+
+class WorldArgumentError(ValueError):
+    """An argument of :func:`generate_world` is out of range (the CLI reports it as a usage error)."""
+
+
 def platform_names(platforms: int) -> list[str]:
     """Return the platform names of a world with ``platforms`` platforms.
 
@@ -207,19 +217,19 @@ def generate_world(
 
     Raises
     ------
-    ValueError
-        If an argument is out of range.
+    WorldArgumentError
+        If an argument is out of range (a ``ValueError``).
     """
     if difficulty not in _DIFFICULTY:
-        raise ValueError(f"difficulty must be one of {get_args(Difficulty)}, got {difficulty!r}")
+        raise WorldArgumentError(f"difficulty must be one of {get_args(Difficulty)}, got {difficulty!r}")
     if platforms < 1:
-        raise ValueError(f"platforms must be >= 1, got {platforms}")
+        raise WorldArgumentError(f"platforms must be >= 1, got {platforms}")
     if days < 1:
-        raise ValueError(f"days must be >= 1, got {days}")
-    if messages is not None and messages < 500:
-        raise ValueError(f"messages must be >= 500, got {messages}")
-    if messages is None and accounts < 50:
-        raise ValueError(f"accounts must be >= 50, got {accounts}")
+        raise WorldArgumentError(f"days must be >= 1, got {days}")
+    if messages is not None and messages < MIN_MESSAGES:
+        raise WorldArgumentError(f"messages must be >= {MIN_MESSAGES}, got {messages}")
+    if messages is None and accounts < MIN_ACCOUNTS:
+        raise WorldArgumentError(f"accounts must be >= {MIN_ACCOUNTS}, got {accounts}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     world = _World(out, seed, accounts, platforms, days, difficulty, messages)

@@ -287,7 +287,7 @@ class _Runner:
             shutil.rmtree(exports_build, ignore_errors=True)
             message = str(exc) or type(exc).__name__
             self._record_failure(message)
-            if isinstance(exc, (InputError, KeyboardInterrupt)):
+            if isinstance(exc, (ConfigError, InputError, KeyboardInterrupt)):  # exit codes 2 and 3, not 1
                 raise
             if isinstance(exc, Exception):
                 raise RunFailed(f"stage {self.stage} failed: {message}", self.stage, self.run_id) from exc

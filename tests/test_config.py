@@ -64,6 +64,9 @@ def test_good_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
          "expected a size"),
         (("[settings]", "[settings]\nretain_freed_memory = 1"), "settings.retain_freed_memory",
          "expected true or false"),
+        (("[settings]", "[settings]\nmemory_limit = \"lots\""), "settings.memory_limit",
+         "not a memory size DuckDB accepts"),
+        (("[settings]", "[settings]\nmemory_limit = 8"), "settings.memory_limit", "expected a size"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, change: tuple[str, str], key: str, problem: str) -> None:
@@ -73,6 +76,12 @@ def test_config_errors_name_the_key(tmp_path: Path, change: tuple[str, str], key
         parse_config(text, tmp_path / "p.toml")
     assert info.value.key == key
     assert problem in str(info.value)
+
+
+@pytest.mark.parametrize("limit", ["8GB", "4 GiB", "75%", "-1"])
+def test_memory_limits_duckdb_accepts_are_kept(tmp_path: Path, limit: str) -> None:
+    cfg = parse_config(GOOD.replace("[settings]", f"[settings]\nmemory_limit = \"{limit}\""), tmp_path / "p.toml")
+    assert cfg.settings.memory_limit == limit
 
 
 def test_missing_config_file_and_bad_toml(tmp_path: Path) -> None:

@@ -124,6 +124,32 @@ def test_explain_export_and_evaluate_commands(world: dict, tmp_path: Path) -> No
     report = json.loads(out.stdout)
     assert {"linkage", "campaigns", "reputation"} <= set(report)
     assert "error" not in report["linkage"] and "error" not in report["reputation"]
+    # a misspelt platform is refused with the platforms the database has, not written as an empty file
+    out = runner.invoke(main, ["export", "--db", db, "--platform", platform.upper(), "--format", "stix", "--out",
+                               str(tmp_path / "x.json")])
+    assert out.exit_code == 2 and platform in out.output and not (tmp_path / "x.json").exists()
+
+
+def test_evaluate_refuses_a_truth_that_does_not_match_and_writes_strict_json(world: dict, tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = str(world["db"])
+    truth = pl.read_parquet(world["root"] / "truth" / "accounts.parquet")
+    other = tmp_path / "other"
+    other.mkdir()
+    truth.with_columns(pl.lit("elsewhere").alias("platform")).write_parquet(other / "accounts.parquet")
+    out = runner.invoke(main, ["evaluate", "--db", db, "--truth", str(other)])
+    assert out.exit_code == 3 and "none of the accounts" in out.output
+    out = runner.invoke(main, ["evaluate", "--db", db, "--truth", str(tmp_path)])  # no accounts.parquet
+    assert out.exit_code == 3 and "accounts.parquet" in out.output
+    # one account per person: no true same-person pair, so linkage recall is undefined, and the report
+    # says null (bare NaN is not JSON)
+    single = tmp_path / "single"
+    single.mkdir()
+    truth.unique("person_id", keep="first", maintain_order=True).write_parquet(single / "accounts.parquet")
+    out = runner.invoke(main, ["evaluate", "--db", db, "--truth", str(single)])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert report["linkage"]["pairwise_recall"] is None
 
 
 def test_query_command_binds_parameters_and_never_writes(world: dict) -> None:
@@ -189,3 +215,16 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
                        "platform = 'p'\n[sources.columns]\nsender = 's'\nrecipient = 'r'\n")
     result = runner.invoke(main, ["run", str(missing)])
     assert result.exit_code == 3 and "none.csv does not exist" in result.output
+    # a config error found once the run has started (no key in the environment) is still exit 2
+    (tmp_path / "m.csv").write_text("s,r\na,b\n")
+    keyless = tmp_path / "keyless.toml"
+    keyless.write_text("[settings]\nhash_key_env = 'REPUTATION_TEST_UNSET_KEY'\nrequire_hash_key = true\n"
+                       "[[sources]]\nname = 'm'\ntable = 'messages'\nformat = 'csv'\npath = 'm.csv'\n"
+                       "platform = 'p'\n[sources.columns]\nsender = 's'\nrecipient = 'r'\n")
+    result = runner.invoke(main, ["run", str(keyless)], env={"REPUTATION_TEST_UNSET_KEY": None})
+    assert result.exit_code == 2 and "settings.hash_key_env" in result.output
+    # a usage error of generate is exit 2 with a message, not a traceback
+    result = runner.invoke(main, ["generate", "--out", str(tmp_path / "g"), "--platforms", "0"])
+    assert result.exit_code == 2 and "--platforms" in result.output
+    result = runner.invoke(main, ["generate", "--out", str(tmp_path / "g"), "--accounts", "10"])
+    assert result.exit_code == 2 and "accounts must be >= 50" in result.output and result.exception.code == 2

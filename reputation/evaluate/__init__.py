@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,51 @@ PARTS = (
 )
 
 
+class EvaluationInputError(ValueError):
+    """The truth folder or the database cannot be evaluated (the CLI exits with 3, an input error)."""
+
+
+def _check_inputs(con: duckdb.DuckDBPyConnection, truth: Path) -> None:
+    """Refuse a truth folder that is not one, a database that is not a run's, or a pair that do not match
+    (scoring a database against another world's truth gives metrics that mean nothing)."""
+    accounts = truth / "accounts.parquet"
+    if not accounts.exists():
+        raise EvaluationInputError(f"{truth} has no accounts.parquet: is it a generated world's truth/ folder?")
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if not {"runs", "accounts"} <= tables:
+        raise EvaluationInputError("the database has no runs or accounts table: is it a run's published database?")
+    matched = con.execute("""SELECT count(*) FROM read_parquet(?) t
+                             SEMI JOIN accounts a ON a.platform = t.platform AND a.account = t.account""",
+                          [str(accounts)]).fetchall()[0][0]
+    if not matched:
+        raise EvaluationInputError(f"none of the accounts in {accounts} is in the database: "
+                                   "is it the truth of the world this database was built from?")
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (a metric undefined on the data) replaced by None,
+    so that the JSON report is valid JSON (``null``), as strict parsers require.
+
+    >>> finite_or_none({"auc": float("nan"), "n": [1, 2.5, float("inf")]})
+    {'auc': None, 'n': [1, 2.5, None]}
+    """
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def evaluate_connection(con: duckdb.DuckDBPyConnection, truth_dir: Path | str) -> dict[str, Any]:
-    """Every evaluation part for the database open on ``con``."""
+    """Every evaluation part for the database open on ``con``.
+
+    Raises ``EvaluationInputError`` when ``truth_dir`` is not a truth folder, the database is not a run's,
+    or no account of the truth is in the database.
+    """
     truth = Path(truth_dir)
-    if not (truth / "accounts.parquet").exists():
-        raise FileNotFoundError(f"{truth} has no accounts.parquet: is it a generated world's truth/ folder?")
+    _check_inputs(con, truth)
     report: dict[str, Any] = {}
     run = con.execute("SELECT run_id FROM runs WHERE status = 'complete' ORDER BY finished_at DESC LIMIT 1").fetchone()
     report["run_id"] = run[0] if run else None
