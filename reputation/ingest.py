@@ -56,8 +56,26 @@ STORE_BATCH_ROWS = 2_000_000
 _REDACT = (  # best-effort masking of identifiers in raw lines that could not be parsed into fields
     (r"[^\s@,;\"'<>]+@[^\s@,;\"'<>]+", "[email]"),
     (r"\b\d{1,3}(\.\d{1,3}){3}\b", "[ip]"),
+    (r"[0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4}){4,7}", "[ip]"),  # IPv6, full form (a time has 3 groups)
+    (r"[0-9A-Fa-f:]*::[0-9A-Fa-f:]*", "[ip]"),  # IPv6 with a :: gap
     (r"\+?\d[\d ().-]{7,}\d", "[number]"),
 )
+#: What an identifier field's value becomes in the raw line of a row that could not be parsed.
+MASKED = "[identifier]"
+
+
+def redact(text: str) -> str:
+    """``text`` with anything that looks like an e-mail address, IP address or phone number masked.
+
+    For messages that quote input values (a header that turns out to be a data row, say) before they
+    reach the ``runs`` table or a log.
+
+    >>> redact("columns are ['ann@example.com', '10.0.0.7', '2001:db8::7334', '12:30:45']")
+    "columns are ['[email]', '[ip]', '[ip]', '12:30:45']"
+    """
+    for pattern, token in _REDACT:
+        text = re.sub(pattern, token, text)
+    return text
 
 
 class InputError(RuntimeError):
@@ -203,7 +221,7 @@ def _csv_header(source: Source, path: str) -> list[str]:
     names = [n.strip() or f"column{i}" for i, n in enumerate(first)]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise InputError(f"source {source.name!r}: file {path} has the column {dup!r} twice in its header")
+        raise InputError(redact(f"source {source.name!r}: file {path} has the column {dup!r} twice in its header"))
     return names
 
 
@@ -230,9 +248,11 @@ def _first_line(exc: BaseException) -> str:
 def _check_mapped(source: Source, path: str, available: list[str]) -> None:
     for canonical, column in source.columns.items():
         if column not in available:
-            raise InputError(
+            # the "columns" may be a data row (a file without its header): masked, and at most 40 shown
+            shown = [name[:60] for name in available[:40]] + (["..."] if len(available) > 40 else [])
+            raise InputError(redact(
                 f"source {source.name!r}: file {path} has no column {column!r} (mapped to {canonical}); "
-                f"its columns are {available}")
+                f"its columns are {shown}"))
 
 
 def _reader_sql(source: Source) -> str:
@@ -269,6 +289,33 @@ def _redact_sql(expr: str) -> str:
     for pattern, token in _REDACT:
         expr = f"regexp_replace({expr}, {_sql_str(pattern)}, {_sql_str(token)}, 'g')"
     return expr
+
+
+def _mask_json_keys_sql(expr: str, keys: list[str]) -> str:
+    """``expr`` (a line that is not valid JSON) with the value after each of ``keys`` masked, quoted or not,
+    complete or cut off by the end of the line: an identifier of any shape (a device id has none)."""
+    for key in keys:
+        pattern = '("' + re.escape(key) + r'"\s*:?\s*)("([^"\\]|\\.)*("|$)|[^,}\s]*)'
+        replacement = "\\1" + '"' + MASKED + '"'  # the key as it was, then the masked value
+        expr = f"regexp_replace({expr}, {_sql_str(pattern)}, {_sql_str(replacement)}, 'g')"
+    return expr
+
+
+def _mask_csv_fields_sql(expr: str, delimiter: str, n_fields: int, positions: list[int]) -> str:
+    """``expr`` (a CSV line the reader rejected) with the fields at ``positions`` (1-based) masked.
+
+    When the line does not split into the header's ``n_fields`` fields, where its identifiers are is
+    unknown, and the line is withheld (the row number still points at it in the file).
+    """
+    if not positions:
+        return expr
+    d = _sql_str(delimiter)
+    parts = f"string_split({expr}, {d})"
+    masked = (f"array_to_string(list_transform({parts}, lambda x, i: CASE WHEN list_contains({positions}, i) "
+              f"THEN {_sql_str(MASKED)} ELSE x END), {d})")
+    withheld = _sql_str(f"[line withheld: it does not split into the header's {n_fields} fields, "
+                        "so its identifier fields cannot be masked]")
+    return f"CASE WHEN len({parts}) = {n_fields} THEN {masked} ELSE {withheld} END"
 
 
 @dataclass
@@ -355,7 +402,9 @@ class _FileIngest:
             raw_parts += [_sql_str(key), value]
         raw_json = f"json_object({', '.join(raw_parts)})::VARCHAR" if raw_parts else "'{}'"
         if source.format == "ndjson":
-            raw_json = f"CASE WHEN __ok THEN {raw_json} ELSE {_redact_sql(f'left(line, {RAW_TEXT_CHARS})')} END"
+            line = _mask_json_keys_sql("line", [source.columns[c.name] for c in mapped if c.kind == "identifier"
+                                                and c.name in source.columns])
+            raw_json = f"CASE WHEN __ok THEN {raw_json} ELSE left({_redact_sql(line)}, {RAW_TEXT_CHARS}) END"
         reader = _reader_sql(source)
         con.execute(f"DROP TABLE IF EXISTS _rej_errors; DROP TABLE IF EXISTS _rej_scans; DROP TABLE IF EXISTS {v}; "
                     f"DROP TABLE IF EXISTS {v}_rej")
@@ -367,7 +416,7 @@ class _FileIngest:
         except duckdb.Error as exc:
             raise InputError(f"source {source.name!r}: cannot read {source.format} file {path}: "
                              f"{_first_line(exc)}") from None
-        rejected = self._rejects(con, path, v) if source.format != "parquet" else 0
+        rejected = self._rejects(con, path, v, list(params.get("cols", {}))) if source.format != "parquet" else 0
         n_read, n_bad = con.execute(f"SELECT count(*), count(__check) FROM {v}").fetchone()
         return _Prepared(path, v, params, reader, field_case, reason_case, raw_json, n_read, n_bad, rejected)
 
@@ -401,28 +450,58 @@ class _FileIngest:
         return (sum(p.n_read + p.rejected for p in ready), sum(p.n_read - p.n_bad for p in ready),
                 sum(p.n_bad + p.rejected for p in ready))
 
-    def _rejects(self, con: duckdb.DuckDBPyConnection, path: str, v: str) -> int:
-        """Stage quarantine rows (table ``v``_rej) for lines the CSV reader rejected; renumber rows past them."""
+    def _rejects(self, con: duckdb.DuckDBPyConnection, path: str, v: str, file_columns: list[str]) -> int:
+        """Stage quarantine rows (table ``v``_rej) for lines the CSV reader rejected; renumber rows past them.
+
+        A stray quote that is never closed makes the reader take the rest of the file as one value and
+        reject it as one line: each line it swallowed is quarantined as a row of its own, naming the row
+        with the quote (so the counts add up and nothing is lost). Identifier fields of a rejected line are
+        masked by their position in the header (CSV) or their key (NDJSON); see ``_mask_csv_fields_sql``.
+        """
         exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rej_errors'").fetchone()[0]
         if not exists:
             return 0
-        header = 1 if (self.source.format == "csv" and self.source.csv.header) else 0
-        con.execute("""CREATE OR REPLACE TEMP TABLE _rej AS
-            SELECT line - $header AS rec, arg_min(error_type, column_idx) AS error_type,
-                   arg_min(column_name, column_idx) AS column_name, arg_min(error_message, column_idx) AS msg,
-                   arg_min(csv_line, column_idx) AS csv_line
+        source = self.source
+        header = 1 if (source.format == "csv" and source.csv.header) else 0
+        # min over column_idx: DuckDB leaves column_idx NULL for some errors (a line over the size limit)
+        con.execute("""CREATE OR REPLACE TEMP TABLE _rej1 AS
+            SELECT line - $header AS rec, arg_min(error_type, coalesce(column_idx, 0)) AS error_type,
+                   arg_min(column_name, coalesce(column_idx, 0)) AS column_name,
+                   arg_min(error_message, coalesce(column_idx, 0)) AS msg,
+                   arg_min(csv_line, coalesce(column_idx, 0)) AS csv_line
             FROM _rej_errors GROUP BY line""", {"header": header})
+        con.execute("""CREATE OR REPLACE TEMP TABLE _rej AS
+            SELECT rec, rec AS origin, error_type, column_name, msg, csv_line FROM _rej1
+            WHERE NOT (contains(msg, 'unterminated quote') AND contains(csv_line, chr(10)))
+            UNION ALL
+            SELECT rec + i - 1, rec, CASE WHEN i = 1 THEN error_type ELSE 'SWALLOWED' END,
+                   CASE WHEN i = 1 THEN column_name END, msg, part
+            FROM (SELECT rec, error_type, column_name, msg, unnest(parts) AS part,
+                         generate_subscripts(parts, 1) AS i, len(parts) AS n
+                  FROM (SELECT *, string_split(rtrim(csv_line, chr(10) || chr(13)), chr(10)) AS parts FROM _rej1
+                        WHERE contains(msg, 'unterminated quote') AND contains(csv_line, chr(10))))""")
         n = con.execute("SELECT count(*) FROM _rej").fetchone()[0]
         if not n:
             return 0
-        field_of = {column: canonical for canonical, column in self.source.columns.items()}
+        field_of = {column: canonical for canonical, column in source.columns.items()}
+        identifier_columns = [column for canonical, column in source.columns.items()
+                              if self.table.column(canonical).kind == "identifier"]
+        if source.format == "ndjson":
+            line = _mask_json_keys_sql("csv_line", identifier_columns)
+        else:
+            delim = "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
+            positions = [i + 1 for i, name in enumerate(file_columns) if name in identifier_columns]
+            line = _mask_csv_fields_sql("rtrim(csv_line, chr(13))", delim, len(file_columns), positions)
         con.execute(f"""CREATE TABLE {v}_rej AS
             SELECT $run_id, $source, $f, rec, $canon[list_position($file_cols, column_name)],
                    CASE error_type WHEN 'INVALID ENCODING' THEN 'invalid UTF-8 bytes (file must be UTF-8)'
                         WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line longer than {MAX_LINE_BYTES} bytes'
-                        ELSE lower(error_type) || ': ' || msg END,
-                   {_redact_sql(f'left(csv_line, {RAW_TEXT_CHARS})')}
-            FROM _rej""", {"run_id": self.run_id, "source": self.source.name, "f": path,
+                        WHEN 'SWALLOWED' THEN 'not read: the unterminated quote in row ' || origin
+                                              || ' took the rest of the file as one value'
+                        ELSE lower(coalesce(error_type, 'unreadable line')) || ': ' || coalesce(msg, 'no details')
+                   END,
+                   left({_redact_sql(line)}, {RAW_TEXT_CHARS})
+            FROM _rej""", {"run_id": self.run_id, "source": source.name, "f": path,
                            "file_cols": [*field_of, ""], "canon": [*field_of.values(), ""]})
         # Good rows were numbered among good rows only; shift each past the rejected records before it.
         con.execute("""CREATE OR REPLACE TEMP TABLE _rej_g AS

@@ -246,6 +246,55 @@ created_at = "created"
     assert "@example.com" not in raw and hmac_hex(KEY, "email", "john@example.com") in raw
 
 
+def test_unparseable_lines_mask_identifier_fields_of_any_shape(tmp_path: Path) -> None:
+    cols = 'sender = "from"\nrecipient = "to"\nsent_at = "ts"\nip = "ip"\ndevice = "dev"'
+    # CSV: a ragged line (its fields still line up with the header) and a line that does not split
+    (tmp_path / "m.csv").write_text("from,to,ts,ip,dev\n"
+                                    "a,b,1767225600,2001:db8:85a3::8a2e:370:7334,d-8bae9c026850f833\n"
+                                    "a,b,1767225600,2001:db8::1,d-aaaa1111,extra\n"
+                                    "a,b,1767225600,\"fe80::1,d-bbbb2222\n")
+    # NDJSON: a line cut off inside the device value, and one with a quote missing
+    (tmp_path / "m.ndjson").write_text('{"from": "a", "to": "b", "ts": 1767225600, "ip": "fe80::2", "dev": "d-ok"}\n'
+                                       '{"from": "a", "ip": "2001:db8::2", "dev": "d-cccc3333\n'
+                                       '{"from": "a", "dev": d-dddd4444, "ip": "10.1.2.3"}\n')
+    src = _messages_source("c", "m.csv", "csv", columns=cols) + _messages_source("n", "m.ndjson", "ndjson",
+                                                                               columns=cols)
+    con, counts = _ingest(tmp_path, src)
+    raw = con.execute("SELECT source, row_number, raw FROM quarantine ORDER BY ALL").fetchall()
+    assert [(r[0], r[1]) for r in raw] == [("c", 2), ("c", 3), ("n", 2), ("n", 3)]
+    text = " ".join(r[2] for r in raw)
+    for secret in ("2001:db8", "fe80", "d-aaaa", "d-bbbb", "d-cccc", "d-dddd", "10.1.2.3"):
+        assert secret not in text, secret
+    assert "a,b,1767225600,[identifier],[identifier],extra" not in text  # 6 fields: withheld, not guessed
+    assert "withheld" in raw[0][2] or "withheld" in raw[1][2]
+    assert '"from": "a"' in raw[2][2]  # what is not an identifier stays readable
+    assert [(c.rows_read, c.rows_stored, c.rows_quarantined) for c in counts] == [(3, 1, 2), (3, 1, 2)]
+
+
+def test_a_stray_quote_quarantines_every_line_it_swallowed(tmp_path: Path) -> None:
+    lines = ["from,to,ts,ip"] + [f"a{i},b,1767225600,10.0.0.{i}" for i in range(1, 13)]
+    lines[5] = 'a5,"b,1767225600,10.0.0.5'  # data row 5 opens a quote that never closes
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    cols = 'sender = "from"\nrecipient = "to"\nsent_at = "ts"\nip = "ip"'
+    con, counts = _ingest(tmp_path, _messages_source("m", "m.csv", "csv", columns=cols))
+    assert counts[0].rows_read == 12 and counts[0].rows_stored == 4 and counts[0].rows_quarantined == 8
+    q = con.execute("SELECT row_number, reason, raw FROM quarantine ORDER BY row_number").fetchall()
+    assert [r[0] for r in q] == list(range(5, 13))
+    assert "unterminated quote" in q[0][1]
+    assert all("unterminated quote in row 5" in r[1] for r in q[1:])
+    assert q[1][2].startswith("a6,b,") and q[1][2].endswith(",[identifier]")  # a line each, identifiers masked
+    assert not any("10.0.0" in r[2] for r in q)
+
+
+def test_header_errors_never_quote_identifiers(tmp_path: Path) -> None:
+    # the header row is missing: the first data row is read as the header, and must not be echoed raw
+    (tmp_path / "m.csv").write_text("a,b,1767225600,ann@example.com,10.0.0.1\n")
+    with pytest.raises(InputError) as info:
+        _ingest(tmp_path, _messages_source("m", "m.csv", "csv"))
+    assert "has no column 'from'" in str(info.value)
+    assert "ann@example.com" not in str(info.value) and "10.0.0.1" not in str(info.value)
+
+
 def test_missing_file_and_missing_column_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"source 'm': input .*nope\.csv does not exist"):
         _ingest(tmp_path, _messages_source("m", "nope.csv", "csv"))
