@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import resource
@@ -44,6 +45,7 @@ from .ingest import (
     build_identifiers,
     finish_input_tables,
     ingest_sources,
+    redact,
 )
 from .schema import STORED_TABLES
 from .store import comment_table
@@ -307,6 +309,7 @@ class _Runner:
                 con.execute("DETACH previous")
             except duckdb.Error as exc:
                 log.warning("could not carry the run history over from %s: %s", self.database, exc)
+        self._merge_pending_runs(con)
         con.execute("""INSERT INTO runs (run_id, started_at, status, config_path, config_hash, tool_version)
                        VALUES ($r, $t, 'running', $p, $h, $v)""",
                     {"r": self.run_id, "t": self.started, "p": str(self.config.path), "h": self.config.config_hash,
@@ -333,36 +336,87 @@ class _Runner:
         return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
 
     def _publish(self, build: Path, exports_build: Path) -> None:
+        """Swap the exports folder, then the database, into place; a failure at either step puts back
+        what was swapped, so that the published results are either all new or all as they were."""
         previous = self.database.with_name(self.database.name + ".previous")
-        if self.database.exists():
-            with contextlib.suppress(FileNotFoundError):
-                previous.unlink()
-            os.link(self.database, previous)
-        os.replace(build, self.database)
+        old = self.exports.with_name(f".{self.exports.name}.old-{self.run_id}")
+        swapped = False
         if exports_build.exists():
-            old = self.exports.with_name(f".{self.exports.name}.old-{self.run_id}")
             if self.exports.exists():
                 os.replace(self.exports, old)
-            os.replace(exports_build, self.exports)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(exports_build, self.exports)
+            except BaseException:
+                if old.exists():
+                    os.replace(old, self.exports)
+                raise
+            swapped = True
+        try:
+            if self.database.exists():
+                with contextlib.suppress(FileNotFoundError):
+                    previous.unlink()
+                os.link(self.database, previous)
+            os.replace(build, self.database)
+        except BaseException:
+            if swapped:
+                os.replace(self.exports, exports_build)
+                if old.exists():
+                    os.replace(old, self.exports)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):  # merged into the runs table just published
+            self._pending_runs_file().unlink()
+
+    def _pending_runs_file(self) -> Path:
+        """Failed runs that could not be written into the published database (a reader held it open)."""
+        return self.database.with_name(self.database.name + ".pending-runs.jsonl")
+
+    def _merge_pending_runs(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Copy the failure records of :meth:`_pending_runs_file` into this build's ``runs`` table."""
+        pending = self._pending_runs_file()
+        if not pending.exists():
+            return
+        for line in pending.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            con.execute("""INSERT INTO runs (run_id, started_at, finished_at, status, config_path, config_hash,
+                           error, tool_version)
+                           SELECT $run_id, $started_at::TIMESTAMP, $finished_at::TIMESTAMP, 'failed', $config_path,
+                                  $config_hash, $error, $tool_version
+                           WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $run_id)""",
+                        {k: row.get(k) for k in ("run_id", "started_at", "finished_at", "config_path",
+                                                 "config_hash", "error", "tool_version")})
 
     def _record_failure(self, message: str, run_id: str | None = None, started: datetime | None = None,
                         stage: str | None = None) -> None:
-        """Append the failed run to the published database's runs table (created if missing)."""
+        """Append the failed run to the published database's runs table (created if missing).
+
+        The error is masked of anything that looks like a personal identifier (an input error may quote
+        a file's values). When the database cannot be opened for writing (an analyst's read-only session
+        holds it), the record goes to :meth:`_pending_runs_file` and the next run's database takes it in.
+        """
+        row = {"run_id": run_id or self.run_id, "started_at": started or self.started,
+               "finished_at": datetime.now(UTC).replace(tzinfo=None), "config_path": str(self.config.path),
+               "config_hash": self.config.config_hash, "error": redact(f"stage {stage or self.stage}: {message}"),
+               "tool_version": __version__}
         try:
             con = self.connect(self.database)
         except duckdb.Error as exc:
-            log.error("run %s failed and could not be recorded in %s: %s", self.run_id, self.database, exc)
+            pending = self._pending_runs_file()
+            with open(pending, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, default=str) + "\n")
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.error("run %s failed; %s is in use (%s), so the failure is recorded in %s and moves into the "
+                      "runs table with the next run", row["run_id"], self.database, reason, pending)
             return
         try:
             for name in ("runs", "run_sources", "stage_metrics"):
                 con.execute(STORED_TABLES[name].ddl().replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
             con.execute("""INSERT INTO runs (run_id, started_at, finished_at, status, config_path, config_hash,
-                           error, tool_version) VALUES ($r, $t, $f, 'failed', $p, $h, $e, $v)""",
-                        {"r": run_id or self.run_id, "t": started or self.started,
-                         "f": datetime.now(UTC).replace(tzinfo=None), "p": str(self.config.path),
-                         "h": self.config.config_hash, "e": f"stage {stage or self.stage}: {message}",
-                         "v": __version__})
+                           error, tool_version) VALUES ($run_id, $started_at, $finished_at, 'failed', $config_path,
+                           $config_hash, $error, $tool_version)""", row)
         finally:
             con.close()
 

@@ -194,3 +194,67 @@ def test_message_bodies_are_stored_with_zstd(tmp_path: Path) -> None:
                                        "WHERE column_name = 'text' AND segment_type = 'VARCHAR'")}
     assert methods == {"ZSTD"}
     assert _read(db, "SELECT count(*), count(DISTINCT text) FROM messages") == [(3000, 3000)]
+
+
+@pytest.mark.parametrize("stuck", ["database", "exports"])
+def test_a_failed_publish_puts_the_previous_results_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         stuck: str) -> None:
+    import os
+
+    import reputation.pipeline as pipeline
+
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg)  # every stage: a database and an exports folder
+    exports = sorted(p.relative_to(first.exports) for p in first.exports.rglob("*"))
+    assert exports
+    real_replace = os.replace
+
+    def replace(src, dst):  # noqa: ANN001 - one of the two cannot be swapped in (a full disk, a busy mount)
+        if Path(dst) == getattr(first, stuck) and ".build-" in str(src):
+            raise OSError("no space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(pipeline.os, "replace", replace)
+    with pytest.raises(RunFailed, match="no space left"):
+        run_pipeline(cfg)
+    monkeypatch.setattr(pipeline.os, "replace", real_replace)
+    runs = _read(first.database, "SELECT run_id, status FROM runs ORDER BY started_at")
+    assert [r[1] for r in runs] == ["complete", "failed"] and runs[0][0] == first.run_id
+    # whichever step failed, both are the previous run's
+    assert sorted(p.relative_to(first.exports) for p in first.exports.rglob("*")) == exports
+    assert _read(first.database, "SELECT DISTINCT run_id FROM reputation") == [(first.run_id,)]
+    assert {tuple(r) for r in duckdb.sql(
+        f"SELECT DISTINCT run_id FROM read_parquet('{first.exports}/**/*.parquet')").fetchall()} == {(first.run_id,)}
+    assert not [p for p in tmp_path.rglob("*") if ".build-" in p.name or ".old-" in p.name]
+
+
+def test_a_failure_while_a_reader_holds_the_database_is_recorded_later(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    reader = duckdb.connect(str(first.database), read_only=True)  # an analyst's session
+    try:
+        (tmp_path / "m.csv").unlink()
+        with pytest.raises(InputError):
+            run_pipeline(cfg, stages=[("senders", _count_stage)])
+    finally:
+        reader.close()
+    pending = first.database.with_name(first.database.name + ".pending-runs.jsonl")
+    assert pending.exists() and "does not exist" in pending.read_text()
+    _world(tmp_path)
+    last = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    runs = _read(first.database, "SELECT run_id, status, error FROM runs ORDER BY started_at")
+    assert [r[1] for r in runs] == ["complete", "failed", "complete"] and runs[2][0] == last.run_id
+    assert "does not exist" in runs[1][2]
+    assert not pending.exists()
+
+
+def test_a_failure_record_never_holds_a_raw_identifier(tmp_path: Path) -> None:
+    def leaky(con: duckdb.DuckDBPyConnection, ctx) -> int:
+        raise ValueError("cannot parse 'ann@example.com' from 10.0.0.7")
+
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    with pytest.raises(RunFailed):
+        run_pipeline(cfg, stages=[("leaky", leaky)])
+    (error,), = _read(first.database, "SELECT error FROM runs WHERE status = 'failed'")
+    assert error == "stage leaky: cannot parse '[email]' from [ip]"
