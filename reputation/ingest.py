@@ -658,7 +658,7 @@ def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, 
         pool.shutdown(wait=True, cancel_futures=True)
         reader_con.close()
         con.execute(f"DETACH {_STAGE}")
-    moved = _quarantine_duplicate_messages(con)
+    moved = _quarantine_duplicate_messages(con, [source.name for source in config.sources])
     if moved:
         by_source = dict(con.execute(
             "SELECT source, count(*) FROM quarantine WHERE reason LIKE 'duplicate message_id%' GROUP BY source"
@@ -683,8 +683,12 @@ def _copy_session_settings(con: duckdb.DuckDBPyConnection, other: duckdb.DuckDBP
             other.execute(f"SET {_qi(name)} = $v", {"v": value})
 
 
-def _quarantine_duplicate_messages(con: duckdb.DuckDBPyConnection) -> int:
-    """Move every repeat of a (platform, message_id) after its first occurrence to quarantine."""
+def _quarantine_duplicate_messages(con: duckdb.DuckDBPyConnection, source_order: list[str]) -> int:
+    """Move every repeat of a (platform, message_id) after its first occurrence to quarantine.
+
+    First means first in config source order, then file and row order: two sources that read the same
+    file (a backfill beside the daily feed) keep one copy, the first source's.
+    """
     dup_keys = con.execute("""CREATE OR REPLACE TEMP TABLE _dup_keys AS
         SELECT platform, message_id FROM messages WHERE message_id IS NOT NULL
         GROUP BY ALL HAVING count(*) > 1""").fetchall()
@@ -695,18 +699,20 @@ def _quarantine_duplicate_messages(con: duckdb.DuckDBPyConnection) -> int:
         SELECT m.*, first_value(m.source) OVER w AS first_source, first_value(m.source_file) OVER w AS first_file,
                first_value(m.source_row) OVER w AS first_row, row_number() OVER w AS k
         FROM messages m SEMI JOIN _dup_keys d ON m.platform = d.platform AND m.message_id = d.message_id
-        WINDOW w AS (PARTITION BY m.platform, m.message_id ORDER BY m.source_file, m.source_row
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)""")
+        WINDOW w AS (PARTITION BY m.platform, m.message_id
+                     ORDER BY list_position($order, m.source), m.source_file, m.source_row
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)""", {"order": source_order})
     con.execute("""INSERT INTO quarantine
         SELECT run_id, source, source_file, source_row, 'message_id',
-               'duplicate message_id ' || message_id || ' (first seen in ' || first_file || ' row ' || first_row || ')',
+               'duplicate message_id ' || message_id || ' (first seen in ' || first_file || ' row ' || first_row
+                   || CASE WHEN first_source <> source THEN ', source ' || first_source ELSE '' END || ')',
                json_object('platform', platform, 'sender', sender, 'recipient', recipient, 'channel', channel,
                            'sent_at', sent_at, 'text', left(text, 1000), 'message_id', message_id,
                            'device_hash', device_hash, 'ip_hash', ip_hash)::VARCHAR
         FROM _dups WHERE k > 1""")
     n = con.execute("SELECT count(*) FROM _dups WHERE k > 1").fetchone()[0]
     con.execute("""DELETE FROM messages m USING _dups d
-        WHERE d.k > 1 AND m.source_file = d.source_file AND m.source_row = d.source_row""")
+        WHERE d.k > 1 AND m.source = d.source AND m.source_file = d.source_file AND m.source_row = d.source_row""")
     return n
 
 

@@ -142,6 +142,20 @@ def test_duplicate_message_ids_keep_the_first(tmp_path: Path) -> None:
     assert (counts[0].rows_read, counts[0].rows_stored, counts[0].rows_quarantined) == (3, 2, 1)
 
 
+@pytest.mark.parametrize("order", [("daily", "backfill"), ("backfill", "daily")])
+def test_two_sources_reading_one_file_keep_one_copy_of_each_message(tmp_path: Path, order: tuple[str, str]) -> None:
+    (tmp_path / "m.csv").write_text("from,to,ts,body,id\n" + "".join(
+        f"a,b,{1767225600 + i},m{i},{i}\n" for i in range(50)))
+    src = "".join(_messages_source(name, "m.csv", "csv") for name in order)
+    con, counts = _ingest(tmp_path, src)
+    assert con.execute("SELECT count(*), count(DISTINCT message_id) FROM messages").fetchall() == [(50, 50)]
+    # the first source in config order keeps the messages, and each source's counts say so
+    assert con.execute("SELECT DISTINCT source FROM messages").fetchall() == [(order[0],)]
+    assert [(c.source, c.rows_stored, c.rows_quarantined) for c in counts] == [(order[0], 50, 0), (order[1], 0, 50)]
+    assert con.execute("SELECT count(*) FROM quarantine WHERE source = ? AND reason LIKE ?",
+                       [order[1], f"%source {order[0]})"]).fetchall() == [(50,)]
+
+
 FLAGS = """
 [[sources]]
 name = "flags"
