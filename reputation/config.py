@@ -44,6 +44,8 @@ from .schema import INPUT_TABLES
 SourceFormat = Literal["parquet", "csv", "ndjson"]
 TimestampFormat = Literal["auto", "iso8601", "epoch_s", "epoch_ms"]
 FORMATS: tuple[str, ...] = ("parquet", "csv", "ndjson")
+#: The longest half-life, expiry or validity window a config may give (a century).
+MAX_DAYS = 36_500
 TIMESTAMP_FORMATS: tuple[str, ...] = ("auto", "iso8601", "epoch_s", "epoch_ms")
 
 
@@ -194,8 +196,8 @@ def _parse_settings(raw: dict[str, Any], path: Path) -> Settings:
             kwargs[key] = _parse_time(value, full, path)
         elif key in ("flag_half_life_days", "flag_expiry_days", "validity_days"):
             _expect(value, (int, float), full, "a number of days", path)
-            if value <= 0:
-                raise ConfigError(full, f"must be > 0, got {value}", path)
+            if not 0 < value <= MAX_DAYS:  # also refuses nan (TOML has nan and inf)
+                raise ConfigError(full, f"must be > 0 and at most {MAX_DAYS} days, got {value}", path)
             kwargs[key] = float(value)
         elif key == "hash_key_env":
             kwargs[key] = _expect(value, str, full, "a string", path)
@@ -299,6 +301,10 @@ def _parse_source(raw: Any, index: int, base_dir: Path, path: Path) -> Source:
     )
     if len(csv.delimiter) != 1 and csv.delimiter != "\\t":
         raise ConfigError(f"{prefix}.csv.delimiter", f"must be one character, got {csv.delimiter!r}", path)
+    if len(csv.quote) != 1:
+        raise ConfigError(f"{prefix}.csv.quote", f"must be one character, got {csv.quote!r}", path)
+    if csv.quote == csv.delimiter:
+        raise ConfigError(f"{prefix}.csv.quote", f"must differ from the delimiter {csv.delimiter!r}", path)
     if not csv.header and fmt == "csv":
         bad = [v for v in columns.values() if not (v.startswith("column") and v[6:].isdigit())]
         if bad:

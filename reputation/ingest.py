@@ -171,7 +171,7 @@ def _checks(table: str, col: InputColumn, s: str, typed: str, max_text: int) -> 
         out.append((f"nullif(trim({s}), '') IS NOT NULL AND {typed} IS NULL",
                     f"'unparseable {what} in field {name}: ' || left({s}, 60)"))
     if col.kind == "time":
-        out.append((f"{typed} IS NOT NULL AND (year({typed}) < 1970 OR year({typed}) > 2100)",
+        out.append((f"{typed} IS NOT NULL AND (NOT isfinite({typed}) OR year({typed}) < 1970 OR year({typed}) > 2100)",
                     f"'timestamp in field {name} is outside 1970..2100: ' || left({s}, 60)"))
     if col.name == "confidence":
         out.append((f"{typed} IS NOT NULL AND ({typed} < 0 OR {typed} > 1 OR isnan({typed}))",
@@ -214,7 +214,7 @@ def _csv_header(source: Source, path: str) -> list[str]:
     further down quarantines that row instead of failing the whole file.
     """
     delim = "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:  # -sig: drops a byte-order mark
         first = next(csv.reader(fh, delimiter=delim, quotechar=source.csv.quote), [])
     if not source.csv.header:
         return [f"column{i}" for i in range(len(first))]
@@ -361,6 +361,9 @@ class _FileIngest:
         """
         source = self.source
         if os.path.getsize(path) == 0:
+            if source.format == "parquet":  # not even a footer: a write that never finished, say
+                raise InputError(f"source {source.name!r}: cannot read Parquet file {path}: the file is empty "
+                                 "(0 bytes)")
             log.warning("source %s: file %s is empty", source.name, path)
             return None
         params = self.params(path)
@@ -418,7 +421,26 @@ class _FileIngest:
                              f"{_first_line(exc)}") from None
         rejected = self._rejects(con, path, v, list(params.get("cols", {}))) if source.format != "parquet" else 0
         n_read, n_bad = con.execute(f"SELECT count(*), count(__check) FROM {v}").fetchone()
+        if source.format == "ndjson" and n_read > n_bad:
+            self._warn_absent_keys(con, path, v)
         return _Prepared(path, v, params, reader, field_case, reason_case, raw_json, n_read, n_bad, rejected)
+
+    def _warn_absent_keys(self, con: duckdb.DuckDBPyConnection, path: str, v: str) -> None:
+        """Warn about mapped NDJSON keys that no stored line of the file has a value for.
+
+        A CSV or Parquet file without a mapped column is an input error; an NDJSON file has no header to
+        check, and writers that leave out null keys are common, so a key missing from every line (a
+        misspelt mapping, most often) is a warning that names it rather than a failed run.
+        """
+        optional = [c for c in self.source.columns if not self.table.column(c).required]
+        if not optional:
+            return
+        filled = ", ".join(f"count({_qi('t_' + c)})" for c in optional)
+        counts = con.execute(f"SELECT {filled} FROM {v} WHERE __check IS NULL").fetchone()
+        for canonical, n in zip(optional, counts, strict=True):
+            if not n:
+                log.warning("source %s: file %s: no line has a value for key %r (mapped to %s); check the "
+                            "mapping", self.source.name, path, self.source.columns[canonical], canonical)
 
     def finish(self, preps: list[_Prepared | None]) -> tuple[int, int, int]:
         """Quarantine the failed rows of prepared files of this source and store the others, all files in one

@@ -67,6 +67,13 @@ def test_good_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
         (("[settings]", "[settings]\nmemory_limit = \"lots\""), "settings.memory_limit",
          "not a memory size DuckDB accepts"),
         (("[settings]", "[settings]\nmemory_limit = 8"), "settings.memory_limit", "expected a size"),
+        (("flag_half_life_days = 30", "flag_half_life_days = nan"), "settings.flag_half_life_days",
+         "must be > 0 and at most"),
+        (("flag_half_life_days = 30", "validity_days = 1e300"), "settings.validity_days", "at most 36500 days"),
+        (("delimiter = \";\"", "delimiter = \";\"\nquote = \"\""), "sources[0] (m).csv.quote",
+         "must be one character"),
+        (("delimiter = \";\"", "delimiter = \";\"\nquote = \";\""), "sources[0] (m).csv.quote",
+         "must differ from the delimiter"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, change: tuple[str, str], key: str, problem: str) -> None:

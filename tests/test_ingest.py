@@ -93,6 +93,18 @@ def test_unparseable_timestamp_is_quarantined_with_field(tmp_path: Path) -> None
     assert counts[0].rows_stored == 1
 
 
+@pytest.mark.parametrize("fmt", ["auto", "iso8601"])
+def test_infinite_timestamps_are_quarantined(tmp_path: Path, fmt: str) -> None:
+    (tmp_path / "m.csv").write_text("from,to,ts\na,b,infinity\na,b,-infinity\na,b,2026-01-01T00:00:00\n")
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    con, counts = _ingest(tmp_path, src + f'[sources.timestamps]\nsent_at = "{fmt}"\n')
+    assert [(r, f) for r, f, _ in _quarantine(con)] == [(1, "sent_at"), (2, "sent_at")]
+    # as text, an infinite time is out of range; "auto" reads it as the number inf, no epoch time
+    assert all("outside 1970..2100" in reason or "unparseable timestamp" in reason
+               for _, _, reason in _quarantine(con))
+    assert counts[0].rows_stored == 1
+
+
 def test_empty_sender_nul_bytes_and_long_text(tmp_path: Path) -> None:
     long_text = "x" * 2_000_000
     (tmp_path / "m.csv").write_bytes(
@@ -327,6 +339,30 @@ def test_empty_file_reads_no_rows(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("")
     con, counts = _ingest(tmp_path, _messages_source("m", "m.csv", "csv"))
     assert counts[0].rows_read == 0 and con.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+
+
+def test_an_empty_parquet_file_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "m.parquet").write_bytes(b"")  # an empty CSV has no rows; an empty Parquet file is broken
+    with pytest.raises(InputError, match=r"cannot read Parquet file .*m\.parquet: the file is empty"):
+        _ingest(tmp_path, _messages_source("m", "m.parquet", "parquet"))
+
+
+def test_a_csv_header_after_a_byte_order_mark(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_bytes("\ufefffrom,to,ts\na,b,1767225600\n".encode())
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    con, counts = _ingest(tmp_path, src)
+    assert con.execute("SELECT sender, recipient FROM messages").fetchall() == [("a", "b")]
+
+
+def test_an_ndjson_key_no_line_has_is_named_in_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "m.ndjson").write_text('{"from": "a", "to": "b", "ts": 1767225600, "msg": "hi"}\n')
+    src = _messages_source("m", "m.ndjson", "ndjson",
+                           columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"\ntext = "message"')
+    with caplog.at_level("WARNING", logger="reputation"):
+        con, counts = _ingest(tmp_path, src)
+    assert counts[0].rows_stored == 1
+    assert "no line has a value for key 'message' (mapped to text)" in caplog.text
+    assert "'to'" not in caplog.text
 
 
 def test_accounts_table_covers_every_account_seen(tmp_path: Path) -> None:
