@@ -124,6 +124,24 @@ def test_empty_sender_nul_bytes_and_long_text(tmp_path: Path) -> None:
     assert (counts[0].rows_stored, counts[0].rows_quarantined) == (1, 3)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_a_line_over_the_size_limit_is_quarantined_with_its_reason(tmp_path: Path, fmt: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "MAX_LINE_BYTES", 4096)  # 64 MiB in production
+    big = "x" * 10_000
+    if fmt == "csv":
+        body = f"from,to,ts,body,id\na,b,1767225600,ok,1\na,b,1767225600,{big},2\na,b,1767225600,ok,3\n"
+    else:
+        body = "".join(json.dumps({"from": "a", "to": "b", "ts": 1767225600, "body": t, "id": str(i)}) + "\n"
+                       for i, t in enumerate(["ok", big, "ok"], 1))
+    (tmp_path / f"m.{fmt}").write_text(body)
+    con, counts = _ingest(tmp_path, _messages_source("m", f"m.{fmt}", fmt))
+    (row, _field, reason), = _quarantine(con)
+    assert row == 2 and reason == "line longer than 4096 bytes"
+    assert (counts[0].rows_stored, counts[0].rows_quarantined) == (2, 1)
+    assert con.execute("SELECT source_row FROM messages ORDER BY 1").fetchall() == [(1,), (3,)]
+
+
 def test_non_utf8_and_ragged_csv_lines_keep_their_row_numbers(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_bytes(
         b"from,to,ts\n"
