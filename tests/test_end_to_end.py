@@ -42,6 +42,9 @@ def test_run_writes_every_table_with_the_run_id(world: dict) -> None:
                                [run_id]).fetchone()[0] == 0, required
         undocumented = con.execute("SELECT table_name FROM duckdb_tables() WHERE comment IS NULL").fetchall()
         assert undocumented == []
+        undocumented = con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal "
+                                   "AND schema_name = 'main' AND comment IS NULL ORDER BY ALL").fetchall()
+        assert undocumented == []  # COMMENT ON every column of every table and view
         n_accounts = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
         assert con.execute("SELECT count(*) FROM reputation").fetchone()[0] == n_accounts
         assert con.execute("SELECT count(*) FROM identities").fetchone()[0] == n_accounts

@@ -219,7 +219,9 @@ def _document(con: duckdb.DuckDBPyConnection) -> None:
                   + ", ".join(f"{k} {v}" for k, v in sorted(c.labels.items(), reverse=True)) + ")."
                   for c in COMPARISONS}
     comment_table(con, "candidate_pairs", "Every candidate pair the linkage stage scored, with its levels.",
-                  {**pair_cols, **level_docs})
+                  {**pair_cols, **level_docs,
+                   "shared_contacts": "Contacts of account_a that are linked (seed links) to contacts of account_b "
+                                      "(each contact of degree at most the contact cap counted once)."})
     comment_table(con, "links",
                   "Account pairs that may be the same person (match probability ≥ 0.5), with the evidence; "
                   "identities clusters them.",
