@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -226,7 +227,10 @@ def explain(db: Path, target: str, fmt: str, graph_file: Path | None) -> None:
             expl = ex.explain(con, platform, account)
         except KeyError as exc:
             _fail(str(exc.args[0]) if exc.args else f"unknown account {target}", EXIT_USAGE)
-        click.echo(json.dumps(expl, indent=2, default=str) if fmt == "json" else ex.render_text(expl))
+        if fmt == "json":
+            click.echo(json.dumps(expl, indent=2, default=str))
+        else:
+            click.echo(ex.render_text(expl, width=shutil.get_terminal_size((120, 24)).columns))
         if graph_file:
             ex.write_graphml(ex.evidence_graph(con, platform, account), graph_file)
             click.echo(f"evidence graph written to {graph_file}", err=True)

@@ -20,6 +20,7 @@ Example
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -235,38 +236,58 @@ def _standout(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> li
     return out[:6]
 
 
+def _when(value: Any) -> str:
+    """A time (or an ISO 8601 string of one) to the second, ``2026-03-31T23:59:44``; anything else as it is."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else str(value)
+
+
 def render_text(expl: dict[str, Any], width: int = 100) -> str:
-    """Format an :func:`explain` result for a terminal (rich tables, returned as plain text)."""
+    """Format an :func:`explain` result for a terminal (rich tables, returned as plain text).
+
+    Cells wrap rather than being cut short, so every comparison and account id is there to read at any
+    ``width``.
+    """
     from rich.console import Console
     from rich.table import Table
+
+    def table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
+        t = Table(title=title)
+        for c in columns:
+            t.add_column(c, overflow="fold", justify="right" if c in right else "left")
+        return t
 
     console = Console(record=True, width=width, file=open("/dev/null", "w"), color_system=None)  # noqa: SIM115
     a = expl["account"]
     console.print(f"[bold]{a['platform']}:{a['account']}[/bold]  verdict [bold]{a['verdict']}[/bold]  "
                   f"score {a['score']:.3f}  confidence {a['confidence']:.2f}  identity {a['identity_id']}")
     console.print(f"{a['reason_text']}")
-    console.print(f"valid until {a['valid_until']}  (run {a['run_id']}) — a lead for human review, not proof")
+    console.print(f"valid until {_when(a['valid_until'])}  (run {a['run_id']}) — a lead for human review, "
+                  "not proof")
+    total = (expl.get("contributions") or {}).get("total")
     if expl.get("override"):
         o = expl["override"]
-        console.print(f"override: {o['decision']} by {o['author']} at {o['decided_at']}: {o['reason']}")
+        console.print(f"override: {o['decision']} by {o['author']} at {_when(o['decided_at'])}: {o['reason']}")
+        if total is not None:
+            console.print(f"  the score is the analyst's; the evidence below alone gives "
+                          f"{1.0 / (1.0 + math.exp(-total)):.3f}")
     if expl.get("contributions"):
-        t = Table(title="contributions (log-odds)")
-        t.add_column("evidence")
-        t.add_column("log-odds", justify="right")
+        t = table("contributions (log-odds)", "evidence", "log-odds", right=("log-odds",))
         for k, v in expl["contributions"].items():
-            t.add_row(k, f"{v:+.2f}" if v is not None else "")
+            t.add_row(k, f"{round(v, 2) + 0.0:+.2f}" if v is not None else "")  # + 0.0: no "-0.00"
         console.print(t)
+        console.print("  the contributions add up to the total; score = 1 / (1 + e^-total)")
     if expl.get("direct_flags"):
-        t = Table(title="direct flags")
-        for c in ("label", "flagged_at", "source", "confidence"):
-            t.add_column(c)
+        t = table("direct flags", "label", "flagged_at", "source", "confidence")
         for f in expl["direct_flags"]:
-            t.add_row(*(str(f[c]) for c in ("label", "flagged_at", "source", "confidence")))
+            t.add_row(*(_when(f[c]) for c in ("label", "flagged_at", "source", "confidence")))
         console.print(t)
     if expl.get("linked_accounts"):
-        t = Table(title="linked accounts")
-        for c in ("account", "same identity", "probability", "why", "verdict"):
-            t.add_column(c)
+        t = table("linked accounts", "account", "same identity", "probability", "why", "verdict")
         for r in expl["linked_accounts"]:
             items = [e for e in (r.get("evidence") or []) if isinstance(e, dict) and (e.get("weight") or 0) > 0]
             items.sort(key=lambda e: -float(e["weight"]))
@@ -278,9 +299,8 @@ def render_text(expl: dict[str, Any], width: int = 100) -> str:
         console.print(f"campaign {c['campaign_id']}: {c['accounts']} accounts on {', '.join(c['platforms'])}, "
                       f"{c['spam_accounts']} judged spam")
     if expl.get("standout_features"):
-        t = Table(title="stands out vs the platform's median account")
-        for c in ("feature", "value", "median", "IQRs"):
-            t.add_column(c)
+        t = table("stands out vs the platform's median account", "feature", "value", "median", "IQRs",
+                  right=("value", "median", "IQRs"))
         for f in expl["standout_features"]:
             t.add_row(f["description"], f"{f['value']:.3g}", f"{f['platform_median']:.3g}",
                       f"{f['iqrs_from_median']:+.1f}")

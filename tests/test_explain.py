@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import duckdb
 import networkx as nx
@@ -56,6 +57,25 @@ def test_render_text_mentions_the_evidence(con: duckdb.DuckDBPyConnection) -> No
     text = render_text(explain(con, "beta", "s0"))
     assert "beta:s0" in text and "alpha:s0" in text and "human review" in text
     assert "device" in text
+
+
+def test_render_text_cuts_nothing_short_at_any_width(con: duckdb.DuckDBPyConnection) -> None:
+    e = explain(con, "beta", "s0")
+    levels = [str(ev["level"]) for r in e["linked_accounts"]  # the four strongest comparisons of each link
+              for ev in sorted((x for x in r["evidence"] if x["weight"] > 0), key=lambda x: -x["weight"])[:4]]
+    assert levels
+    assert "…" not in render_text(e, width=60)  # narrow: cells wrap, nothing is cut off with an ellipsis
+    for width in (100, 200):
+        text = render_text(e, width=width)
+        assert "…" not in text and all(level in text for level in levels)
+    assert "valid until " in text and "." not in text.split("valid until ")[1].split()[0]  # to the second
+
+
+def test_render_text_says_an_override_set_the_score(con: duckdb.DuckDBPyConnection) -> None:
+    e = explain(con, "alpha", "h7")
+    text = render_text(e)
+    model = 1.0 / (1.0 + math.exp(-e["contributions"]["total"]))
+    assert "override: spam" in text and f"the evidence below alone gives {model:.3f}" in text
 
 
 def test_evidence_graph_and_graphml(con: duckdb.DuckDBPyConnection, tmp_path) -> None:
