@@ -10,6 +10,7 @@ Example
     [output]
     database = "out/reputation.duckdb"     # relative to this file
     exports = "out/exports"
+    formats = ["parquet", "stix"]          # parquet | csv | jsonl | stix (default: parquet)
 
     [settings]
     flag_half_life_days = 90
@@ -44,6 +45,8 @@ from .schema import INPUT_TABLES
 SourceFormat = Literal["parquet", "csv", "ndjson"]
 TimestampFormat = Literal["auto", "iso8601", "epoch_s", "epoch_ms"]
 FORMATS: tuple[str, ...] = ("parquet", "csv", "ndjson")
+#: Formats a run can write its exports in (see :mod:`reputation.export`).
+EXPORT_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl", "stix")
 #: The longest half-life, expiry or validity window a config may give (a century).
 MAX_DAYS = 36_500
 TIMESTAMP_FORMATS: tuple[str, ...] = ("auto", "iso8601", "epoch_s", "epoch_ms")
@@ -130,6 +133,7 @@ class Config:
     settings: Settings
     sources: tuple[Source, ...]
     text: str
+    export_formats: tuple[str, ...] = ("parquet",)
 
     @property
     def config_hash(self) -> str:
@@ -325,9 +329,15 @@ def parse_config(text: str, path: Path | str) -> Config:
     base = path.parent
     output = raw.get("output", {})
     _expect(output, dict, "output", "a table", path)
-    _check_keys(output, {"database", "exports"}, "output.", path)
+    _check_keys(output, {"database", "exports", "formats"}, "output.", path)
     database = Path(_expect(output.get("database", "out/reputation.duckdb"), str, "output.database", "a path", path))
     exports = Path(_expect(output.get("exports", "out/exports"), str, "output.exports", "a path", path))
+    formats = _expect(output.get("formats", ["parquet"]), list, "output.formats", 'a list such as ["parquet", "stix"]',
+                      path)
+    for i, fmt in enumerate(formats):
+        if fmt not in EXPORT_FORMATS:
+            raise ConfigError(f"output.formats[{i}]", f"unknown export format {fmt!r}; expected one of "
+                              f"{list(EXPORT_FORMATS)}", path)
     settings = _parse_settings(_expect(raw.get("settings", {}), dict, "settings", "a table", path), path)
     sources_raw = raw.get("sources")
     if not sources_raw:
@@ -348,6 +358,7 @@ def parse_config(text: str, path: Path | str) -> Config:
         settings=settings,
         sources=sources,
         text=text,
+        export_formats=tuple(dict.fromkeys(["parquet", *formats])),  # the Parquet folders always
     )
 
 

@@ -24,10 +24,11 @@ from typing import Any, Literal
 
 import duckdb
 
+from .config import EXPORT_FORMATS
 from .scoring.propagation import table_exists
 
 ExportFormat = Literal["parquet", "csv", "jsonl", "stix"]
-FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl", "stix")
+FORMATS: tuple[str, ...] = EXPORT_FORMATS
 
 #: Columns of every export, in order.
 EXPORT_COLUMNS: tuple[str, ...] = ("platform", "account", "score", "verdict", "confidence", "reasons", "reason_text",
@@ -36,6 +37,16 @@ EXPORT_COLUMNS: tuple[str, ...] = ("platform", "account", "score", "verdict", "c
 #: Namespace of the deterministic STIX ids (uuid5 over platform, account and run id).
 STIX_NAMESPACE = uuid.UUID("6f1c4b0e-8a54-4f0e-9d1c-2b7f3a6e5c11")
 PRODUCER_NAME = "reputation (cross-platform spammer reputation engine)"
+#: The STIX 2.1 property extension that carries the engine's own fields on each Indicator (STIX 2.1 §7.3:
+#: an extension-definition object in the bundle, its properties under ``extensions``), so that a strict
+#: STIX parser accepts the bundle as it is; custom ``x_`` properties need the parser's allow-custom mode.
+STIX_EXTENSION_ID = f"extension-definition--{uuid.uuid5(STIX_NAMESPACE, 'reputation-indicator-properties')}"
+STIX_EXTENSION_SCHEMA = (
+    "Properties of an Indicator for one account: score (0..1, the calibrated probability that the account "
+    "is spam; the Indicator's confidence is round(100 × score)), confidence (0..1, how much evidence the "
+    "score rests on), reasons (list of {kind, source_platform, contribution in log-odds}), flagged_on "
+    "(platforms where the account's identity was flagged as spam), run_id (the run that scored it) and "
+    "schema_version (of the reputation table).")
 REVIEW_NOTE = ("A lead for human review, not proof: the score combines moderation flags, cross-platform "
                "account linkage and behaviour.")
 
@@ -121,7 +132,8 @@ def _pattern_literal(text: str) -> str:
 
 
 def _write_stix(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], out: Path) -> int:
-    """A STIX 2.1 bundle: an Identity for the producer and one Indicator per spam/suspicious account."""
+    """A STIX 2.1 bundle: an Identity for the producer, the extension definition of the engine's fields and
+    one Indicator per spam/suspicious account (a clean or unknown account is not an indicator of anything)."""
     import stix2
 
     as_of = None
@@ -135,7 +147,13 @@ def _write_stix(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], out:
         created=datetime(2026, 1, 1, tzinfo=UTC), modified=datetime(2026, 1, 1, tzinfo=UTC),
         description="Open, self-hostable cross-platform spammer reputation graph engine.",
     )
-    objects: list[Any] = [producer]
+    extension = stix2.ExtensionDefinition(
+        id=STIX_EXTENSION_ID, created_by_ref=producer.id,
+        created=datetime(2026, 1, 1, tzinfo=UTC), modified=datetime(2026, 1, 1, tzinfo=UTC),
+        name="reputation indicator properties", description="The reputation engine's fields of an Indicator.",
+        schema=STIX_EXTENSION_SCHEMA, version="1.0.0", extension_types=["property-extension"],
+    )
+    objects: list[Any] = [producer, extension]
     # One Python object per exported indicator: stix2 builds and validates objects one at a time.
     for r in rows:
         if r["verdict"] not in ("spam", "suspicious"):
@@ -159,18 +177,20 @@ def _write_stix(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], out:
             valid_from=valid_from, valid_until=valid_until,
             confidence=int(round(100 * float(r["score"]))),
             labels=[r["verdict"]],
-            allow_custom=True,
-            x_reputation_score=round(float(r["score"]), 6),
-            x_reputation_confidence=round(float(r["confidence"]), 6),
-            x_reputation_reasons=reasons,
-            x_reputation_flagged_on=list(r["flagged_on"] or []),
-            x_reputation_run_id=r["run_id"],
-            x_reputation_schema_version=r["schema_version"],
+            extensions={STIX_EXTENSION_ID: {
+                "extension_type": "property-extension",
+                "score": round(float(r["score"]), 6),
+                "confidence": round(float(r["confidence"]), 6),
+                "reasons": reasons,
+                "flagged_on": list(r["flagged_on"] or []),
+                "run_id": r["run_id"],
+                "schema_version": r["schema_version"],
+            }},
         ))
-    bundle = stix2.Bundle(objects=objects, allow_custom=True,
+    bundle = stix2.Bundle(objects=objects,
                           id=f"bundle--{uuid.uuid5(STIX_NAMESPACE, 'bundle:' + ','.join(run_ids))}")
     out.write_text(bundle.serialize(pretty=True), encoding="utf-8")
-    return len(objects) - 1
+    return len(objects) - 2
 
 
 def write_exports(con: duckdb.DuckDBPyConnection, exports_dir: str | Path,
@@ -194,8 +214,10 @@ def write_exports(con: duckdb.DuckDBPyConnection, exports_dir: str | Path,
     if "parquet" in formats:
         target = root / "reputation"
         t = str(target).replace("'", "''")  # our own path, escaped (COPY takes no parameters)
+        # the platform column stays in each file too: a file handed on alone still says whose accounts it has
         con.execute(f"COPY (SELECT {', '.join(EXPORT_COLUMNS)} FROM reputation ORDER BY platform, account) "
-                    f"TO '{t}' (FORMAT parquet, PARTITION_BY (platform), OVERWRITE_OR_IGNORE true)")
+                    f"TO '{t}' (FORMAT parquet, PARTITION_BY (platform), WRITE_PARTITION_COLUMNS true, "
+                    "OVERWRITE_OR_IGNORE true)")
         written.update({f"reputation/platform={p}": int(n) for p, n in platforms.items()})
     ext = {"csv": "csv", "jsonl": "jsonl", "stix": "stix.json"}
     for fmt in formats:

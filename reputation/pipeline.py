@@ -270,7 +270,7 @@ class _Runner:
                     rows[0] = len(create_views(con))
                 with self.timed(con, "exports") as rows:
                     shutil.rmtree(exports_build, ignore_errors=True)
-                    rows[0] = int(sum(write_exports(con, exports_build).values()))
+                    rows[0] = int(sum(write_exports(con, exports_build, self.config.export_formats).values()))
             tables = self._table_counts(con)
             self._finish_run(con, "complete", None, counts)
             con.execute("CHECKPOINT")

@@ -67,6 +67,8 @@ def test_good_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
         (("[settings]", "[settings]\nmemory_limit = \"lots\""), "settings.memory_limit",
          "not a memory size DuckDB accepts"),
         (("[settings]", "[settings]\nmemory_limit = 8"), "settings.memory_limit", "expected a size"),
+        (("[settings]", "formats = [\"parquet\", \"xml\"]\n[settings]"), "output.formats[1]",
+         "unknown export format 'xml'"),
         (("flag_half_life_days = 30", "flag_half_life_days = nan"), "settings.flag_half_life_days",
          "must be > 0 and at most"),
         (("flag_half_life_days = 30", "validity_days = 1e300"), "settings.validity_days", "at most 36500 days"),

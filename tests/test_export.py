@@ -77,10 +77,12 @@ def test_min_score_filters(con: duckdb.DuckDBPyConnection, tmp_path) -> None:
 def test_stix_bundle_is_valid(con: duckdb.DuckDBPyConnection, tmp_path) -> None:
     path = tmp_path / "beta.json"
     n = export_platform(con, "beta", "stix", path)
-    bundle = stix2.parse(path.read_text(), allow_custom=True)
+    bundle = stix2.parse(path.read_text())  # strict: no custom properties, the engine's fields are an extension
     indicators = [o for o in bundle.objects if o.type == "indicator"]
     identities = [o for o in bundle.objects if o.type == "identity"]
+    (extension,) = [o for o in bundle.objects if o.type == "extension-definition"]
     assert len(indicators) == n and len(identities) == 1
+    scores = dict(con.execute("SELECT account, score FROM reputation WHERE platform = 'beta'").fetchall())
     expected = con.execute("SELECT count(*) FROM reputation WHERE platform = 'beta' AND verdict IN "
                            "('spam', 'suspicious')").fetchall()[0][0]
     assert n == expected
@@ -90,6 +92,12 @@ def test_stix_bundle_is_valid(con: duckdb.DuckDBPyConnection, tmp_path) -> None:
         assert ind.valid_until > ind.valid_from
         assert "human review" in ind.description
         assert "account_type = 'beta'" in ind.pattern
+        props = ind.extensions[extension.id]
+        assert props["extension_type"] == "property-extension"
+        account = ind.pattern.split("user_id = '")[1].split("'")[0]
+        assert props["score"] == pytest.approx(scores[account], abs=1e-6)
+        assert ind.confidence == round(100 * scores[account])
+        assert {r["kind"] for r in props["reasons"]} and props["run_id"]
     # Deterministic ids: exporting again gives the same bundle.
     export_platform(con, "beta", "stix", tmp_path / "again.json")
     assert (tmp_path / "again.json").read_text() == path.read_text()
@@ -104,6 +112,9 @@ def test_write_exports_hive_partitioned(con: duckdb.DuckDBPyConnection, tmp_path
     assert back == con.execute("SELECT platform, count(*) FROM reputation GROUP BY ALL ORDER BY ALL").fetchall()
     beta_files = list((tmp_path / "reputation" / "platform=beta").glob("*.parquet"))
     assert beta_files
+    # each file says whose accounts it holds, read on its own (no partition folder to go by)
+    assert con.execute("SELECT DISTINCT platform FROM read_parquet(?, hive_partitioning = false)",
+                       [[str(f) for f in beta_files]]).fetchall() == [("beta",)]
     for f in beta_files:
         _assert_beta_only(json.dumps(con.execute("SELECT * FROM read_parquet(?)", [str(f)]).fetchall(), default=str))
     _assert_beta_only((tmp_path / "stix" / "beta.stix.json").read_text())

@@ -258,3 +258,17 @@ def test_a_failure_record_never_holds_a_raw_identifier(tmp_path: Path) -> None:
         run_pipeline(cfg, stages=[("leaky", leaky)])
     (error,), = _read(first.database, "SELECT error FROM runs WHERE status = 'failed'")
     assert error == "stage leaky: cannot parse '[email]' from [ip]"
+
+
+def test_a_run_writes_the_export_formats_its_config_names(tmp_path: Path) -> None:
+    import stix2
+
+    cfg = _world(tmp_path)
+    cfg.write_text(CONFIG.replace('exports = "out/exports"',
+                                  'exports = "out/exports"\nformats = ["parquet", "csv", "stix"]'))
+    result = run_pipeline(cfg)
+    names = sorted(str(p.relative_to(result.exports)) for p in result.exports.rglob("*") if p.is_file())
+    assert "csv/p1.csv" in names and "stix/p1.stix.json" in names
+    assert any(n.startswith("reputation/platform=p1/") and n.endswith(".parquet") for n in names)
+    assert not any(n.startswith("jsonl/") for n in names)
+    stix2.parse((result.exports / "stix" / "p1.stix.json").read_text())
