@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -342,6 +343,8 @@ class _FileIngest:
         self.con, self.source, self.seq, self.run_id, self.max_text = con, source, seq, run_id, max_text
         self.pads = key_pads(key)
         self.table = INPUT_TABLES[source.table]
+        self.filled: dict[str, int] = {}  # NDJSON: stored lines with a value, per optional mapped key
+        self.lock = threading.Lock()
 
     def params(self, path: str) -> dict[str, object]:
         p: dict[str, object] = {"f": path, "run_id": self.run_id, "source": self.source.name}
@@ -422,25 +425,31 @@ class _FileIngest:
         rejected = self._rejects(con, path, v, list(params.get("cols", {}))) if source.format != "parquet" else 0
         n_read, n_bad = con.execute(f"SELECT count(*), count(__check) FROM {v}").fetchone()
         if source.format == "ndjson" and n_read > n_bad:
-            self._warn_absent_keys(con, path, v)
+            self._count_filled_keys(con, v)
         return _Prepared(path, v, params, reader, field_case, reason_case, raw_json, n_read, n_bad, rejected)
 
-    def _warn_absent_keys(self, con: duckdb.DuckDBPyConnection, path: str, v: str) -> None:
-        """Warn about mapped NDJSON keys that no stored line of the file has a value for.
-
-        A CSV or Parquet file without a mapped column is an input error; an NDJSON file has no header to
-        check, and writers that leave out null keys are common, so a key missing from every line (a
-        misspelt mapping, most often) is a warning that names it rather than a failed run.
-        """
+    def _count_filled_keys(self, con: duckdb.DuckDBPyConnection, v: str) -> None:
+        """Count, per optional mapped NDJSON key, the stored lines of file table ``v`` that have a value."""
         optional = [c for c in self.source.columns if not self.table.column(c).required]
         if not optional:
             return
         filled = ", ".join(f"count({_qi('t_' + c)})" for c in optional)
         counts = con.execute(f"SELECT {filled} FROM {v} WHERE __check IS NULL").fetchone()
-        for canonical, n in zip(optional, counts, strict=True):
+        with self.lock:  # prepared on the read-ahead thread
+            for canonical, n in zip(optional, counts, strict=True):
+                self.filled[canonical] = self.filled.get(canonical, 0) + int(n)
+
+    def warn_absent_keys(self) -> None:
+        """Warn about mapped NDJSON keys that no line of any file of the source has a value for.
+
+        A CSV or Parquet file without a mapped column is an input error; NDJSON has no header to check, and
+        writers that leave out null keys are common (one file of a day may hold no thread posts), so a key
+        absent from the whole source (a misspelt mapping, most often) is a warning that names it.
+        """
+        for canonical, n in self.filled.items():
             if not n:
-                log.warning("source %s: file %s: no line has a value for key %r (mapped to %s); check the "
-                            "mapping", self.source.name, path, self.source.columns[canonical], canonical)
+                log.warning("source %s: no line of its files has a value for key %r (mapped to %s); check the "
+                            "mapping", self.source.name, self.source.columns[canonical], canonical)
 
     def finish(self, preps: list[_Prepared | None]) -> tuple[int, int, int]:
         """Quarantine the failed rows of prepared files of this source and store the others, all files in one
@@ -676,6 +685,7 @@ def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, 
             if not queue or queue[0].counts is not sc:
                 log.info("source %s: %d files, %d rows read, %d stored, %d quarantined", sc.source, sc.files,
                          sc.rows_read, sc.rows_stored, sc.rows_quarantined)
+                worker.warn_absent_keys()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         reader_con.close()
@@ -765,7 +775,27 @@ def build_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         ORDER BY s.platform, s.account""", {"run_id": run_id})
     con.execute("DROP TABLE _accounts_directory")
     _document(con, "accounts")
+    _warn_unseen_overrides(con)
     return con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+
+
+def _warn_unseen_overrides(con: duckdb.DuckDBPyConnection) -> None:
+    """Warn when analyst overrides name accounts no message of the run was sent by or to.
+
+    Such an account still gets a reputation row (the override decides it: a pre-emptive block, say), but
+    more often the override names a mistyped account or a platform the run does not read.
+    """
+    unseen = con.execute("""
+        WITH o AS (SELECT DISTINCT platform, account FROM overrides),
+        seen AS (SELECT m.platform, m.sender AS account FROM messages m SEMI JOIN o
+                     ON o.platform = m.platform AND o.account = m.sender
+                 UNION SELECT m.platform, m.recipient FROM messages m SEMI JOIN o
+                     ON o.platform = m.platform AND o.account = m.recipient)
+        SELECT platform || ':' || account FROM o ANTI JOIN seen USING (platform, account) ORDER BY 1""").fetchall()
+    if unseen:
+        names = ", ".join(u for (u,) in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+        log.warning("overrides name %d account(s) that no message of this run was sent by or to (%s); each gets "
+                    "a reputation row from its override alone: check the platform and account", len(unseen), names)
 
 
 def build_identifiers(con: duckdb.DuckDBPyConnection, run_id: str) -> int:

@@ -373,14 +373,15 @@ def test_a_csv_header_after_a_byte_order_mark(tmp_path: Path) -> None:
 
 
 def test_an_ndjson_key_no_line_has_is_named_in_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "m.ndjson").write_text('{"from": "a", "to": "b", "ts": 1767225600, "msg": "hi"}\n')
-    src = _messages_source("m", "m.ndjson", "ndjson",
-                           columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"\ntext = "message"')
+    (tmp_path / "a.ndjson").write_text('{"from": "a", "to": "b", "ts": 1767225600, "msg": "hi"}\n')
+    (tmp_path / "b.ndjson").write_text('{"from": "a", "in": "t1", "ts": 1767225600, "msg": "a post"}\n')  # no "to"
+    src = _messages_source("m", "*.ndjson", "ndjson", columns='sender = "from"\nrecipient = "to"\nchannel = "in"\n'
+                                                              'sent_at = "ts"\ntext = "message"')
     with caplog.at_level("WARNING", logger="reputation"):
         con, counts = _ingest(tmp_path, src)
-    assert counts[0].rows_stored == 1
-    assert "no line has a value for key 'message' (mapped to text)" in caplog.text
-    assert "'to'" not in caplog.text
+    assert counts[0].rows_stored == 2
+    assert "no line of its files has a value for key 'message' (mapped to text)" in caplog.text
+    assert "'to'" not in caplog.text and "'in'" not in caplog.text  # one file without it is normal
 
 
 def test_accounts_table_covers_every_account_seen(tmp_path: Path) -> None:
@@ -391,6 +392,28 @@ def test_accounts_table_covers_every_account_seen(tmp_path: Path) -> None:
     build_accounts(con, "r1")
     assert con.execute("SELECT account, in_directory FROM accounts ORDER BY 1").fetchall() == [
         ("a", False), ("b", False), ("z", False)]
+
+
+def test_overrides_of_accounts_no_message_names_are_warned_about(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "m.csv").write_text("from,to,ts\na,b,1767225600\n")
+    (tmp_path / "ov.csv").write_text("platform,account,decision\np1,b,clean\np1,typo,spam\np2,a,clean\n")
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"') + """
+[[sources]]
+name = "ov"
+table = "overrides"
+path = "ov.csv"
+format = "csv"
+[sources.columns]
+platform = "platform"
+account = "account"
+decision = "decision"
+"""
+    con, _ = _ingest(tmp_path, src)
+    with caplog.at_level("WARNING", logger="reputation"):
+        build_accounts(con, "r1")
+    assert "overrides name 2 account(s) that no message of this run was sent by or to (p1:typo, p2:a)" in caplog.text
+    assert ("p1", "typo") in con.execute("SELECT platform, account FROM accounts").fetchall()  # still scored
 
 
 @pytest.mark.parametrize(

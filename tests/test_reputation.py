@@ -443,3 +443,19 @@ def test_behaviour_alone_is_bounded_below_a_flag_above_the_spam_threshold(scored
     lo, hi = scored.execute("SELECT min(c_base + c_behaviour), max(c_base + c_behaviour) FROM account_evidence"
                             ).fetchall()[0]
     assert hi <= logit(MAX_BEHAVIOUR_P) + 1e-9 and lo >= logit(MIN_BEHAVIOUR_P) - 1e-9
+
+
+def test_a_run_without_spam_flags_says_why_verdicts_are_unknown(caplog: pytest.LogCaptureFixture) -> None:
+    c = duckdb.connect()
+    make_world(c)
+    c.execute("DELETE FROM flags WHERE label = 'spam'")
+    c.execute("DELETE FROM overrides")
+    with caplog.at_level("WARNING", logger="reputation"):
+        build_reputation(c, make_ctx())
+    assert "no live spam flag in the input" in caplog.text
+    caplog.clear()
+    c = duckdb.connect()
+    make_world(c)
+    with caplog.at_level("WARNING", logger="reputation"):
+        build_reputation(c, make_ctx())
+    assert "no live spam flag" not in caplog.text

@@ -69,6 +69,7 @@ the prior's weights in ``prior_model``, every account's terms in ``account_evide
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import duckdb
@@ -83,6 +84,8 @@ from ..store import comment_table
 from .flags import build_flag_evidence
 from .prior import PRIOR_FEATURES, LogisticModel, fit_logistic, fit_prior, load_feature_matrix, write_prior_model
 from .propagation import DEFAULT_RHO, edge_list, linearized_bp, normalise_edges, table_exists
+
+log = logging.getLogger("reputation")
 
 #: Folds for the out-of-fold prior (by identity) and the held-out calibration (by account).
 FOLDS = 5
@@ -372,6 +375,10 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         Rows written to ``reputation`` (one per account).
     """
     build_flag_evidence(con, ctx)
+    if not con.execute("SELECT count(*) FROM flag_evidence WHERE spam_flags > 0").fetchall()[0][0]:
+        log.warning("no live spam flag in the input: there is nothing to learn what spam looks like from, so "
+                    "scores stay near the base rate and most verdicts are 'unknown'; add a flags source "
+                    "(table = \"flags\") with moderation decisions")
     has_identities = table_exists(con, "identities")
     if has_identities:
         identity, membership = "coalesce(i.identity_id, a.platform || ':' || a.account)", "coalesce(i.membership, 1.0)"
