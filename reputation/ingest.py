@@ -785,6 +785,8 @@ def _warn_unseen_overrides(con: duckdb.DuckDBPyConnection) -> None:
     Such an account still gets a reputation row (the override decides it: a pre-emptive block, say), but
     more often the override names a mistyped account or a platform the run does not read.
     """
+    if not con.execute("SELECT count(*) FROM overrides").fetchall()[0][0]:
+        return
     unseen = con.execute("""
         WITH o AS (SELECT DISTINCT platform, account FROM overrides),
         seen AS (SELECT m.platform, m.sender AS account FROM messages m SEMI JOIN o
