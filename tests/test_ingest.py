@@ -37,6 +37,14 @@ platform = "p1"
 """
 
 
+def _csv_source(name: str, table: str, path: str, columns: dict[str, str], platform: str | None = None) -> str:
+    """A [[sources]] entry for a CSV file of ``table`` (canonical column = file column)."""
+    mapped = "".join(f'{k} = "{v}"\n' for k, v in columns.items())
+    constant = f'platform = "{platform}"\n' if platform else ""
+    return (f'\n[[sources]]\nname = "{name}"\ntable = "{table}"\npath = "{path}"\nformat = "csv"\n{constant}'
+            f"[sources.columns]\n{mapped}")
+
+
 def _ingest(tmp_path: Path, sources: str, settings: str = ""):
     cfg = _config(tmp_path, sources, settings)
     con = duckdb.connect()
@@ -272,18 +280,9 @@ def test_raw_identifiers_never_reach_quarantine(tmp_path: Path) -> None:
     (tmp_path / "acc.csv").write_text(
         "id,mail,created\n,john@example.com,2026-01-01\nx,jane@example.com,not-a-date\ny,\"bad,row@example.com\n")
     (tmp_path / "m.csv").write_text("from,to,ts\na,b,1767225600\n")
-    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"') + """
-[[sources]]
-name = "acc"
-table = "accounts"
-path = "acc.csv"
-format = "csv"
-platform = "p1"
-[sources.columns]
-account = "id"
-email = "mail"
-created_at = "created"
-"""
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    src += _csv_source("acc", "accounts", "acc.csv", {"account": "id", "email": "mail", "created_at": "created"},
+                       platform="p1")
     con, counts = _ingest(tmp_path, src)
     raw = " ".join(r[0] for r in con.execute("SELECT raw FROM quarantine").fetchall())
     assert counts[1].rows_quarantined == 3
@@ -398,17 +397,8 @@ def test_overrides_of_accounts_no_message_names_are_warned_about(tmp_path: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "m.csv").write_text("from,to,ts\na,b,1767225600\n")
     (tmp_path / "ov.csv").write_text("platform,account,decision\np1,b,clean\np1,typo,spam\np2,a,clean\n")
-    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"') + """
-[[sources]]
-name = "ov"
-table = "overrides"
-path = "ov.csv"
-format = "csv"
-[sources.columns]
-platform = "platform"
-account = "account"
-decision = "decision"
-"""
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    src += _csv_source("ov", "overrides", "ov.csv", {c: c for c in ("platform", "account", "decision")})
     con, _ = _ingest(tmp_path, src)
     with caplog.at_level("WARNING", logger="reputation"):
         build_accounts(con, "r1")
