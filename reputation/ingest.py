@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,6 +41,8 @@ log = logging.getLogger("reputation")
 MAX_ID_CHARS = 1_000
 RAW_TEXT_CHARS = 1_000
 MAX_LINE_BYTES = 64 * 1024 * 1024
+#: How far past the run's start an input time may lie before it counts as a clock error.
+FUTURE_SLACK = timedelta(days=1)
 # Canonical input table → stored table name (known same-person links are stored as known_links, since
 # `links` is the scored output of linkage).
 STORED_NAME = {"messages": "messages", "accounts": "_accounts_directory", "flags": "flags",
@@ -130,9 +133,10 @@ def _time_sql(s: str, fmt: str) -> str:
         return f"CASE WHEN abs({num}) < 1e13 THEN {epoch_s} END"
     if fmt == "epoch_ms":
         return f"CASE WHEN abs({num}) < 1e16 THEN {epoch_ms} END"
-    # auto: numbers of 11+ digits are milliseconds, smaller numbers seconds, anything else ISO 8601.
-    return (f"CASE WHEN {num} IS NULL THEN {iso} WHEN abs({num}) >= 1e11 AND abs({num}) < 1e16 THEN {epoch_ms} "
-            f"WHEN abs({num}) < 1e11 THEN {epoch_s} END")
+    # auto: numbers of 11+ digits are milliseconds (as seconds they would be past the year 2286), smaller
+    # numbers seconds, anything else ISO 8601.
+    return (f"CASE WHEN {num} IS NULL THEN {iso} WHEN abs({num}) >= 1e10 AND abs({num}) < 1e16 THEN {epoch_ms} "
+            f"WHEN abs({num}) < 1e10 THEN {epoch_s} END")
 
 
 def _typed_sql(table: str, col: InputColumn, s: str, fmt: str) -> str:
@@ -174,6 +178,10 @@ def _checks(table: str, col: InputColumn, s: str, typed: str, max_text: int) -> 
     if col.kind == "time":
         out.append((f"{typed} IS NOT NULL AND (NOT isfinite({typed}) OR year({typed}) < 1970 OR year({typed}) > 2100)",
                     f"'timestamp in field {name} is outside 1970..2100: ' || left({s}, 60)"))
+        # a clock error: one message from 2099 would become the run's as-of time and expire every flag
+        out.append((f"{typed} > $not_after",
+                    f"'timestamp in field {name} is in the future (more than a day after the run started): ' "
+                    f"|| left({s}, 60)"))
     if col.name == "confidence":
         out.append((f"{typed} IS NOT NULL AND ({typed} < 0 OR {typed} > 1 OR isnan({typed}))",
                     f"'confidence ' || {s} || ' is outside 0..1'"))
@@ -339,15 +347,17 @@ class _FileIngest:
     """Validate one file of one source and write its rows to the stored table or to quarantine."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: Source, seq: int, run_id: str, key: bytes,
-                 max_text: int):
+                 max_text: int, not_after: datetime):
         self.con, self.source, self.seq, self.run_id, self.max_text = con, source, seq, run_id, max_text
+        self.not_after = not_after
         self.pads = key_pads(key)
         self.table = INPUT_TABLES[source.table]
         self.filled: dict[str, int] = {}  # NDJSON: stored lines with a value, per optional mapped key
         self.lock = threading.Lock()
 
     def params(self, path: str) -> dict[str, object]:
-        p: dict[str, object] = {"f": path, "run_id": self.run_id, "source": self.source.name}
+        p: dict[str, object] = {"f": path, "run_id": self.run_id, "source": self.source.name,
+                                "not_after": self.not_after}
         if self.source.format == "ndjson":
             p["paths"] = ['$."' + column.replace('"', '\\"') + '"' for column in self.source.columns.values()]
         for canonical, value in self.source.constants.items():
@@ -620,7 +630,8 @@ class _Queued(NamedTuple):
 
 
 def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, key: bytes,
-                   on_file: Callable[[str, str], None] | None = None) -> list[SourceCounts]:
+                   on_file: Callable[[str, str], None] | None = None,
+                   started: datetime | None = None) -> list[SourceCounts]:
     """Read every source of ``config`` into the canonical tables; returns per-source row accounting.
 
     Files are stored in config and file order, while the next ones (up to :data:`READ_AHEAD_FILES`) are
@@ -632,13 +643,15 @@ def ingest_sources(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, 
     """
     create_input_tables(con)
     counts: list[SourceCounts] = []
+    # times later than this are clock errors (UTC, as stored; a day of slack for skewed clocks)
+    not_after = (started or datetime.now(UTC).replace(tzinfo=None)) + FUTURE_SLACK
 
     def files() -> Iterator[tuple[SourceCounts, _FileIngest, str]]:
         for seq, source in enumerate(config.sources):
             paths = expand_files(source)
             sc = SourceCounts(source=source.name, table=source.table, files=len(paths))
             counts.append(sc)
-            worker = _FileIngest(con, source, seq, run_id, key, config.settings.max_text_chars)
+            worker = _FileIngest(con, source, seq, run_id, key, config.settings.max_text_chars, not_after)
             for path in paths:
                 yield sc, worker, path
 

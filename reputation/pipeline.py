@@ -246,7 +246,8 @@ class _Runner:
             self._create_run_tables(con)
             with self.timed(con, "ingest") as rows:
                 counts = ingest_sources(con, self.config, self.run_id, key,
-                                        on_file=lambda s, f: self.progress(f"ingest {s}: {Path(f).name}"))
+                                        on_file=lambda s, f: self.progress(f"ingest {s}: {Path(f).name}"),
+                                        started=self.started)
                 finish_input_tables(con)
                 rows[0] = sum(c.rows_stored for c in counts)
             self._record_sources(con, counts)

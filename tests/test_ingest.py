@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -82,6 +83,7 @@ def test_csv_rows_are_typed_and_reconciled(tmp_path: Path) -> None:
         ("iso8601", "2026-01-01T00:00:00Z", "2026-01-01 00:00:00"),
         ("auto", "1767225600123", "2026-01-01 00:00:00.123"),
         ("auto", "1767225600", "2026-01-01 00:00:00"),
+        ("auto", "10000000000", "1970-04-26 17:46:40"),  # 11 digits: milliseconds
         ("auto", "2026-01-01T01:00:00+01:00", "2026-01-01 00:00:00"),
     ],
 )
@@ -111,6 +113,19 @@ def test_infinite_timestamps_are_quarantined(tmp_path: Path, fmt: str) -> None:
     assert all("outside 1970..2100" in reason or "unparseable timestamp" in reason
                for _, _, reason in _quarantine(con))
     assert counts[0].rows_stored == 1
+
+
+def test_a_timestamp_from_the_future_is_quarantined(tmp_path: Path) -> None:
+    # one message from 2099 would make the run's as-of time 2099 and expire every flag
+    (tmp_path / "m.csv").write_text("from,to,ts\na,b,2099-01-01T00:00:00Z\na,b,2026-01-01T00:00:00Z\n"
+                                    "a,b,2026-12-02T12:00:00Z\n")
+    src = _messages_source("m", "m.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    cfg = _config(tmp_path, src)
+    con = duckdb.connect()
+    counts = ingest_sources(con, cfg, "r1", KEY, started=datetime(2026, 12, 1, 18, 0))  # a day of slack
+    (row, field, reason), = _quarantine(con)
+    assert (row, field) == (1, "sent_at") and "in the future" in reason
+    assert counts[0].rows_stored == 2
 
 
 def test_empty_sender_nul_bytes_and_long_text(tmp_path: Path) -> None:
