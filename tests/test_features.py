@@ -135,10 +135,10 @@ WITH sent AS (
     SELECT platform, sender AS account,
            count(*) AS messages_sent,
            count(DISTINCT CAST(sent_at AS DATE)) AS active_days,
-           count(DISTINCT recipient) AS fan_out,
+           count(DISTINCT recipient) FILTER (WHERE recipient <> sender) AS fan_out,  -- a note to self: no contact
            count(DISTINCT channel) AS channels,
            count(sent_at) AS dated,
-           count(*) FILTER (WHERE recipient IS NOT NULL) AS direct_sent,
+           count(*) FILTER (WHERE recipient IS NOT NULL AND recipient <> sender) AS direct_sent,
            count(text) AS with_text,
            count(*) FILTER (WHERE isodow(sent_at) >= 6) AS weekend_sent,
            count(*) FILTER (WHERE hour(sent_at) < 6) AS night_sent,
@@ -154,7 +154,7 @@ received AS (
            min(sent_at) AS first_received,
            max(sent_at) AS last_received
     FROM messages
-    WHERE recipient IS NOT NULL
+    WHERE recipient IS NOT NULL AND recipient <> sender
     GROUP BY platform, recipient
 ),
 edges AS (

@@ -79,9 +79,9 @@ COLUMN_DOCS: dict[str, str] = {
     "platform": "Platform.",
     "account": "Account id.",
     "messages_sent": "Messages sent (direct and channel), count.",
-    "messages_received": "Direct messages received, count.",
+    "messages_received": "Direct messages received from other accounts, count (a note to self is no contact).",
     "active_days": "Distinct UTC calendar days with at least one sent message, days.",
-    "fan_out": "Distinct direct-message recipients, count.",
+    "fan_out": "Distinct direct-message recipients other than the account itself, count.",
     "fan_in": "Distinct accounts that sent this account a direct message, count.",
     "channels": "Distinct channels posted in, count.",
     "reply_rate": "Share (0..1) of the account's direct recipients who ever wrote back; null without "
@@ -105,7 +105,7 @@ COLUMN_DOCS: dict[str, str] = {
     "without dated sent messages.",
     "account_age_days": "Days from created_at to the first dated sent message (negative when the "
     "directory's created_at is later); null when either is unknown.",
-    "direct_share": "Share (0..1) of sent messages that were direct messages (had a recipient); null "
+    "direct_share": "Share (0..1) of sent messages that were direct messages (to another account); null "
     "without sent messages.",
     "url_domains": f"Distinct URL domains in sent messages, most used first (at most {MAX_URL_DOMAINS}); "
     "empty list when none.",

@@ -6,7 +6,9 @@ One row per directed edge and kind:
 - ``channel``: a message posted in a channel, keyed by (platform, sender, channel). ``recipient`` is null.
 
 A message that carries both a recipient and a channel (a reply addressed to someone inside a thread)
-counts on both edges: it is a contact with that person *and* a post in that channel.
+counts on both edges: it is a contact with that person *and* a post in that channel. A message to oneself
+(a note, a test) is no contact: it makes no direct edge, so it can neither answer itself nor count as a
+recipient who wrote back.
 
 Reciprocity is the signal the design brief names first ("writes to people they have no relationship
 with"): a direct edge is ``reciprocated`` when the recipient ever sent a direct message back to the
@@ -49,7 +51,8 @@ TABLE = "interactions"
 TABLE_DOC = (
     "Interaction graph: one row per directed edge. kind = 'direct' for sender→recipient direct messages "
     "(channel null), kind = 'channel' for sender→channel posts (recipient null). A message with both a "
-    "recipient and a channel counts on both edges. Reciprocity and unsolicited first contact are defined "
+    "recipient and a channel counts on both edges; a message to oneself makes no direct edge. Reciprocity and "
+    "unsolicited first contact are defined "
     "for direct edges only; undated messages never make an edge unsolicited when a reply exists."
 )
 
@@ -81,7 +84,7 @@ WITH direct AS (
            max(sent_at) AS last_at,
            count(*) FILTER (WHERE sent_at IS NULL) AS undated
     FROM messages
-    WHERE recipient IS NOT NULL
+    WHERE recipient IS NOT NULL AND recipient <> sender
     GROUP BY platform, sender, recipient
 ),
 channel_edges AS (
