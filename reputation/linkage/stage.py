@@ -62,9 +62,10 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, np.n
 
 
 def _score_round(con: duckdb.DuckDBPyConnection, s: LinkageSettings, n_accounts: int
-                 ) -> tuple[FSModel, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 ) -> tuple[FSModel, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Level the candidates and random pairs, fit the model; returns (model, a, b, match weight without
-    the contact comparisons, match weight) with one entry per candidate pair (ordered by a, b)."""
+    the contact comparisons, match weight, declared) with one entry per candidate pair (ordered by a, b);
+    ``declared`` marks the known links of the input."""
     compute_levels(con, CANDIDATES, "_lk_levels", s)
     compute_levels(con, "_lk_random", "_lk_random_levels", s)
     a, b, g = level_matrix(con, "_lk_levels")
@@ -80,7 +81,7 @@ def _score_round(con: duckdb.DuckDBPyConnection, s: LinkageSettings, n_accounts:
     lw = model.level_weights(pat)
     mw = (model.prior_weight + lw.sum(axis=1))[inverse]
     mw_no_contacts = (model.prior_weight + lw.sum(axis=1) - lw[:, CONTACT_COLUMNS].sum(axis=1))[inverse]
-    return model, a, b, mw_no_contacts, mw
+    return model, a, b, mw_no_contacts, mw, fixed
 
 
 def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
@@ -99,8 +100,11 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     sample_random_pairs(con, n, s.random_pairs, s.seed)
     set_seed_links(con, "SELECT a, b FROM _lk_rule_pairs WHERE rule = 'known_link'")
     for rnd in range(s.seed_rounds + 1):
-        model, a, b, mw_no_contacts, mw = _score_round(con, s, n)
-        p = probability(mw)
+        model, a, b, mw_no_contacts, mw, declared = _score_round(con, s, n)
+        # a declared known link is a same-person pair by the input's word, whatever the comparisons say
+        # (its match weight is kept, to show how much the data agree): EM holds it at posterior 1, and so
+        # does the published probability
+        p = np.where(declared, 1.0, probability(mw))
         ctx.info("linkage round %d: %d candidates, %d above %.2f, λ=%.3g, EM %d iterations (%s)",
                  rnd, len(a), int((p >= s.seed_threshold).sum()), s.seed_threshold, model.lam,
                  model.iterations, "converged" if model.converged else "stopped at the iteration cap")
@@ -197,7 +201,7 @@ def _document(con: duckdb.DuckDBPyConnection) -> None:
         "account_a": "First account id.",
         "platform_b": "Platform of the second account.",
         "account_b": "Second account id.",
-        "probability": "Fellegi–Sunter match probability 2^M / (1 + 2^M), 0..1.",
+        "probability": "Fellegi–Sunter match probability 2^M / (1 + 2^M), 0..1; 1 for a declared known link.",
         "match_weight": "Match weight M in bits: log2 prior odds + sum of comparison weights.",
         "rules": "Blocking rules that proposed the pair (see blocking_rules).",
     }
