@@ -83,7 +83,7 @@ def propagation_inputs(
     else:
         identity, membership, join = "a.platform || ':' || a.account", "1.0", ""
     con.execute(
-        st.INDEX_SQL.format(identity=identity, membership=membership, identity_join=join), {"folds": st.FOLDS}
+        st.INDEX_SQL.format(identity=identity, membership=membership, identity_join=join), st.INDEX_PARAMS
     )
     n = int(con.execute("SELECT count(*) FROM acc_index").fetchone()[0])
     if has_identities:

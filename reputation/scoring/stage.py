@@ -10,7 +10,10 @@ pulled from DuckDB; the text and JSON assembly is SQL.
    decayed, confidence-weighted flags, ``spam − clean`` in −1..1, read as odds ``(1 + d) : (1 − d)``,
    i.e. ``logit(0.5 + 0.5·d)`` log-odds bounded by ±logit(0.99) (:func:`flag_logodds`), so that a flag of
    confidence c counts as odds c : 1−c and strong contrary evidence can still outweigh a noisy flag.
-   The same reading applies to carried flags:
+   An analyst override carries to the account's identity mates as a flag of full strength would
+   (``±0.999``: a confirmed spammer's other accounts, a false positive's clean name), and a spam override
+   to its campaign mates too (clearing one lockstep account says nothing of the others); it is not a
+   label the behavioural prior learns from. The same reading applies to carried flags:
 
    - ``identity_carry``: noisy-or over the account's identity mates (every platform) of ``w · d_mate``,
      with ``w`` the pair's link probability (``links.probability``) or else the product of the two
@@ -81,12 +84,15 @@ from scipy.special import expit, logit
 from ..context import StageContext
 from ..schema import SCHEMA_VERSION
 from ..store import comment_table
-from .flags import build_flag_evidence
+from .flags import MAX_FLAG_WEIGHT, build_flag_evidence
 from .prior import PRIOR_FEATURES, LogisticModel, fit_logistic, fit_prior, load_feature_matrix, write_prior_model
 from .propagation import DEFAULT_RHO, edge_list, linearized_bp, normalise_edges, table_exists
 
 log = logging.getLogger("reputation")
 
+#: How much spammier, on the calibrated prior, the flagged accounts must look than the rest for the
+#: behavioural prior to count (4 random flags among 400 look like everyone else: lift ~1).
+MIN_BEHAVIOUR_LIFT = 2.0
 #: Folds for the out-of-fold prior (by identity) and the held-out calibration (by account).
 FOLDS = 5
 #: Weight of a campaign mate's flag relative to an identity mate's (same operator, not same person).
@@ -147,11 +153,20 @@ SILENT_COLUMN = [name for name, _, _ in PRIOR_FEATURES].index("silent")
 #: Sharpness of the soft cap min(g/c, 1) of the PU correction.
 SOFT_CAP_POWER = 8.0
 
+#: The parameters of ``INDEX_SQL``.
+INDEX_PARAMS = {"folds": FOLDS, "override_w": MAX_FLAG_WEIGHT}
 INDEX_SQL = """
 CREATE OR REPLACE TEMP TABLE acc_index AS
 SELECT (row_number() OVER (ORDER BY a.platform, a.account) - 1)::BIGINT AS idx,
        a.platform, a.account,
        coalesce(fe.evidence, 0.0) AS evidence,
+       -- what carries to identity mates: an analyst's decision is the strongest direct evidence there
+       -- is (but not a label the behavioural prior learns from: an account confirmed as spam on other
+       -- evidence may send like anyone); to campaign mates only a spam decision does (clearing one
+       -- lockstep account, a research account say, says nothing of the others)
+       CASE fe.override WHEN 'spam' THEN $override_w WHEN 'clean' THEN -$override_w
+                        ELSE coalesce(fe.evidence, 0.0) END AS identity_evidence,
+       CASE fe.override WHEN 'spam' THEN $override_w ELSE coalesce(fe.evidence, 0.0) END AS campaign_evidence,
        fe.override,
        {identity} AS identity_id,
        {membership} AS membership,
@@ -386,10 +401,13 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     else:
         identity, membership, identity_join = "a.platform || ':' || a.account", "1.0", ""
     con.execute(INDEX_SQL.format(identity=identity, membership=membership, identity_join=identity_join),
-                {"folds": FOLDS})
-    idx = con.execute("SELECT evidence, fold_prior, platform FROM acc_index ORDER BY idx").fetchnumpy()
+                INDEX_PARAMS)
+    idx = con.execute("SELECT evidence, identity_evidence, campaign_evidence, fold_prior, platform FROM acc_index "
+                      "ORDER BY idx").fetchnumpy()
     n = len(idx["evidence"])
     d = np.asarray(idx["evidence"], np.float64)
+    d_identity = np.asarray(idx["identity_evidence"], np.float64)  # flags, and overrides at full strength
+    d_campaign = np.asarray(idx["campaign_evidence"], np.float64)  # flags, and spam overrides
     fold_prior = np.asarray(idx["fold_prior"], np.int64)
     platforms, plat = np.unique(np.asarray(idx["platform"], dtype=object).astype(str), return_inverse=True)
     n_plat = len(platforms)
@@ -405,11 +423,17 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     s_label = (d > 0).astype(np.float64)
     weights = np.where(d > 0, d, 1.0)
     learned = bool(s_label.any() and (s_label == 0).any() and np.ptp(behaviour) > 0)
+    lift = np.nan
     if learned:
         cal = fit_logistic(behaviour[:, None], s_label, weights, l2=1e-6, nonneg=True, standardise=False)
         g = cal.predict(behaviour[:, None])
         c = float(np.average(g[d > 0], weights=d[d > 0]))
-    else:
+        # The PU correction g / c reads a calibration that does not tell flagged from unflagged accounts
+        # apart (random flags, too few of them) as "everyone is spam, a few are flagged": every account
+        # would sit at the cap. Behaviour counts only when the flagged look spammier than the rest.
+        lift = c / max(float(g[d <= 0].mean()) if (d <= 0).any() else 1.0, 1e-12)
+        learned = bool(lift >= MIN_BEHAVIOUR_LIFT)
+    if not learned:
         cal = LogisticModel(np.zeros(1), 0.0, np.zeros(1), np.ones(1))
         g, c = cal.predict(behaviour[:, None]), 1.0
     c = min(max(c, 1e-6), 1.0)
@@ -432,8 +456,8 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         id_pairs = (np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
     camp_pairs = (_pairs(con, CAMPAIGN_PAIRS_SQL, {"w": CAMPAIGN_CARRY}) if table_exists(con, "campaigns")
                   else (np.zeros(0, np.int64),) * 2 + (np.zeros(0),))
-    ic = noisy_or_carry(d, id_pairs, n)
-    cc = noisy_or_carry(d, camp_pairs, n)
+    ic = noisy_or_carry(d_identity, id_pairs, n)
+    cc = noisy_or_carry(d_campaign, camp_pairs, n)
     direct, c_identity, c_campaign = flag_logodds(d), flag_logodds(ic), flag_logodds(cc)
     local = behaviour_logit + direct + c_identity + c_campaign
 
@@ -484,8 +508,8 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     confidence = 1.0 - np.prod(1.0 - np.clip(strengths, 0.0, 1.0), axis=1)
 
     # Carry-over split by source platform, for reasons and flagged_on.
-    id_by_plat = _platform_shares(d, id_pairs, plat, n_plat, n) * c_identity[:, None]
-    camp_by_plat = _platform_shares(d, camp_pairs, plat, n_plat, n) * c_campaign[:, None]
+    id_by_plat = _platform_shares(d_identity, id_pairs, plat, n_plat, n) * c_identity[:, None]
+    camp_by_plat = _platform_shares(d_campaign, camp_pairs, plat, n_plat, n) * c_campaign[:, None]
 
     evidence_tbl = pa.table({
         "idx": np.arange(n, dtype=np.int64),
@@ -514,6 +538,8 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         ("platt_intercept", float(cal.intercept), "Platt intercept: log-odds of being flagged spam at prior 0."),
         ("platt_slope", float(cal.coef[0]), "Platt slope on the out-of-fold prior log-odds (>= 0)."),
         ("prior_learned", float(learned), "1 when the behavioural prior could be learned from the flags."),
+        ("prior_lift", float(lift), "Mean calibrated probability of spam-flagged accounts over that of the rest; "
+                                    f"the prior counts only at >= {MIN_BEHAVIOUR_LIFT:g}."),
         ("label_frequency_c", c, "Elkan-Noto c = P(flagged | spam): mean Platt probability of spam-flagged accounts."),
         ("base_logodds", base, "Log-odds before any evidence: logit of the mean calibrated spam probability."),
         ("prior_cv_auc", prior.cv_auc, "ROC-AUC of the out-of-fold behavioural prior vs flag label (flagged only)."),
