@@ -1,0 +1,133 @@
+"""What the whole pipeline concludes on tiny hand-made worlds: the promises of the README, one at a time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from reputation.pipeline import run_pipeline
+
+SOURCES = """
+[output]
+database = "out/r.duckdb"
+exports = "out/exports"
+[[sources]]
+name = "messages"
+table = "messages"
+path = "messages.csv"
+format = "csv"
+[sources.columns]
+platform = "platform"
+sender = "sender"
+recipient = "recipient"
+sent_at = "sent_at"
+text = "text"
+[[sources]]
+name = "flags"
+table = "flags"
+path = "flags.csv"
+format = "csv"
+[sources.columns]
+platform = "platform"
+account = "account"
+label = "label"
+[[sources]]
+name = "links"
+table = "links"
+path = "links.csv"
+format = "csv"
+[sources.columns]
+platform_a = "platform_a"
+account_a = "account_a"
+platform_b = "platform_b"
+account_b = "account_b"
+[[sources]]
+name = "overrides"
+table = "overrides"
+path = "overrides.csv"
+format = "csv"
+[sources.columns]
+platform = "platform"
+account = "account"
+decision = "decision"
+"""
+
+
+def _conversations(pairs: int, platform: str = "p1", prefix: str = "u") -> list[str]:
+    """``pairs`` two-person conversations, 10 messages each way, who starts alternating: alike accounts."""
+    rows = []
+    for k in range(pairs):
+        a, b = f"{prefix}{2 * k}", f"{prefix}{2 * k + 1}"
+        first, second = (a, b) if k % 2 else (b, a)
+        for i in range(10):
+            rows.append(f"{platform},{first},{second},2026-01-{1 + i:02d}T10:00:00Z,hello there friend {i}")
+            rows.append(f"{platform},{second},{first},2026-01-{1 + i:02d}T11:00:00Z,hi back to you {i}")
+    return rows
+
+
+def _run(tmp_path: Path, messages: list[str], flags: list[str] = (), links: list[str] = (),
+         overrides: list[str] = ()) -> duckdb.DuckDBPyConnection:
+    os.environ.setdefault("REPUTATION_HASH_KEY", "semantics-test-key")
+    (tmp_path / "messages.csv").write_text("platform,sender,recipient,sent_at,text\n" + "\n".join(messages) + "\n")
+    (tmp_path / "flags.csv").write_text("platform,account,label\n" + "".join(f"{f}\n" for f in flags))
+    (tmp_path / "links.csv").write_text("platform_a,account_a,platform_b,account_b\n"
+                                        + "".join(f"{x}\n" for x in links))
+    (tmp_path / "overrides.csv").write_text("platform,account,decision\n" + "".join(f"{o}\n" for o in overrides))
+    (tmp_path / "pipeline.toml").write_text(SOURCES)
+    result = run_pipeline(tmp_path / "pipeline.toml")
+    return duckdb.connect(str(result.database), read_only=True)
+
+
+def _verdicts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return dict(con.execute("SELECT verdict, count(*) FROM reputation GROUP BY 1").fetchall())
+
+
+def test_a_few_random_flags_do_not_make_everyone_spam(tmp_path: Path) -> None:
+    # 400 accounts that all behave alike; 4 of them flagged at random: behaviour cannot tell spam apart
+    flags = [f"p1,u{k},spam" for k in (3, 101, 202, 333)]
+    con = _run(tmp_path, _conversations(200), flags)
+    verdicts = _verdicts(con)
+    assert verdicts.get("spam", 0) <= 4 + 4  # the flagged and at most their conversation partners
+    params = dict(con.execute("SELECT parameter, value FROM reputation_model").fetchall())
+    assert params["prior_learned"] == 0.0 and params["prior_lift"] < 2.0
+    base = con.execute("SELECT c_base FROM account_evidence LIMIT 1").fetchall()[0][0]
+    assert base < 0  # the base rate is a minority share, not logit(0.9)
+
+
+def test_a_declared_known_link_holds_however_many_accounts_there_are(tmp_path: Path) -> None:
+    messages = _conversations(300)  # 600 unrelated accounts make random pairs many
+    messages += ["p1,s1,u0,2026-01-02T09:00:00Z,buy cheap watches now", "p2,s2,v0,2026-01-03T09:00:00Z,hi",
+                 "p2,v0,s2,2026-01-03T10:00:00Z,hello"]
+    con = _run(tmp_path, messages, flags=["p1,s1,spam"], links=["p1,s1,p2,s2"])
+    link = con.execute("SELECT probability FROM links WHERE account_a = 's1' AND account_b = 's2'").fetchall()
+    assert link == [(1.0,)]
+    same = con.execute("SELECT count(DISTINCT identity_id) FROM identities WHERE account IN ('s1', 's2')"
+                       ).fetchall()[0][0]
+    assert same == 1
+    carried = con.execute("SELECT c_identity FROM account_evidence WHERE platform = 'p2' AND account = 's2'"
+                          ).fetchall()[0][0]
+    assert carried > 0
+
+
+def test_an_analyst_override_carries_to_the_same_persons_other_accounts(tmp_path: Path) -> None:
+    messages = _conversations(20)
+    messages += [f"{p},{a},u{i},2026-01-0{1 + i % 5}T09:00:00Z,note {i}"
+                 for i, (p, a) in enumerate([("p1", "z"), ("p2", "w"), ("p1", "x"), ("p2", "y")] * 3)]
+    con = _run(tmp_path, messages, flags=["p1,z,spam"], links=["p1,z,p2,w", "p1,x,p2,y"],
+               overrides=["p1,z,clean", "p1,x,spam"])
+    rows = dict(con.execute("SELECT account, c_identity FROM account_evidence WHERE account IN ('w', 'y')"
+                            ).fetchall())
+    assert rows["w"] < 0  # z's flag was overruled: its clean name carries, not the flag
+    assert rows["y"] > 0  # x was confirmed as spam by an analyst, with no flag at all
+
+
+def test_a_message_to_oneself_is_no_reply(tmp_path: Path) -> None:
+    messages = ["p1,me,me,2026-01-07T09:00:00Z,note to self"] * 3
+    messages += [f"p1,me,t{i},2026-01-0{1 + i}T09:00:00Z,buy cheap watches now" for i in range(5)]
+    con = _run(tmp_path, messages)
+    assert con.execute("SELECT count(*) FROM interactions WHERE sender = recipient").fetchall() == [(0,)]
+    reply_rate, unsolicited, fan_in = con.execute(
+        "SELECT reply_rate, unsolicited_rate, fan_in FROM features WHERE account = 'me'").fetchall()[0]
+    assert reply_rate == 0 and unsolicited == 1 and fan_in == 0
