@@ -193,6 +193,17 @@ def _write_stix(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], out:
     return len(objects) - 2
 
 
+def platform_file_name(platform: str) -> str:
+    """A file name for ``platform``'s export that no other platform name can give: every character but
+    letters, digits, ``-`` and ``_`` percent-encoded (UTF-8), as the Parquet folders' ``platform=…`` are.
+
+    >>> [platform_file_name(p) for p in ("linkup", "a_b", "a~b", "a/b", "..", "fórum")]
+    ['linkup', 'a_b', 'a%7Eb', 'a%2Fb', '%2E%2E', 'f%C3%B3rum']
+    """
+    return "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_" else
+                   "".join(f"%{b:02X}" for b in ch.encode()) for ch in platform) or "%"
+
+
 def write_exports(con: duckdb.DuckDBPyConnection, exports_dir: str | Path,
                   formats: tuple[ExportFormat, ...] = ("parquet",)) -> dict[str, int]:
     """Write the run's exports under ``exports_dir``; returns rows written per output (relative path).
@@ -224,7 +235,6 @@ def write_exports(con: duckdb.DuckDBPyConnection, exports_dir: str | Path,
         if fmt == "parquet":
             continue
         for p in platforms:
-            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in p)
-            rel = f"{fmt}/{safe}.{ext[fmt]}"
+            rel = f"{fmt}/{platform_file_name(p)}.{ext[fmt]}"
             written[rel] = export_platform(con, p, fmt, root / rel)
     return written

@@ -10,7 +10,7 @@ import pytest
 import stix2
 from test_reputation import make_ctx, make_world
 
-from reputation.export import EXPORT_COLUMNS, export_platform, write_exports
+from reputation.export import EXPORT_COLUMNS, export_platform, platform_file_name, write_exports
 from reputation.scoring.stage import build_reputation
 
 # Account ids that exist only on alpha: they must never appear in a beta export.
@@ -123,3 +123,18 @@ def test_write_exports_hive_partitioned(con: duckdb.DuckDBPyConnection, tmp_path
 def test_unknown_format_is_rejected(con: duckdb.DuckDBPyConnection, tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown export format"):
         export_platform(con, "beta", "xml", tmp_path / "x")  # type: ignore[arg-type]
+
+
+def test_platforms_whose_names_differ_only_in_punctuation_get_their_own_files(tmp_path) -> None:
+    c = duckdb.connect()
+    c.execute("CREATE TABLE reputation AS SELECT * FROM (VALUES "
+              "('a_b', 'x1'), ('a~b', 'y1'), ('a/b', 'z1')) t(platform, account)")
+    for col in EXPORT_COLUMNS[2:]:
+        c.execute(f"ALTER TABLE reputation ADD COLUMN {col} VARCHAR")
+    written = write_exports(c, tmp_path, formats=("parquet", "csv"))
+    files = sorted(k for k in written if k.startswith("csv/"))
+    assert len(files) == 3 and all(written[f] == 1 for f in files)
+    for f in files:
+        rows = list(csv.DictReader((tmp_path / f).open()))
+        assert len(rows) == 1 and f == f"csv/{platform_file_name(rows[0]['platform'])}.csv"
+    assert not (tmp_path / "csv" / "a").exists()  # no folder made out of a platform's "/"
