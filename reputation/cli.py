@@ -319,14 +319,17 @@ def query(db: Path, sql: str, params: tuple[str, ...], fmt: str, limit: int) -> 
     """Run SQL against a run's database, read-only (no DuckDB CLI needed).
 
     Example: ``reputation query --db out/reputation.duckdb "SELECT verdict, count(*) FROM reputation
-    WHERE platform = ? GROUP BY 1" -p chirp``. The database is opened read-only, so a query can neither
-    change the published results nor block the next run's publish. Results stream out in batches (a
-    query over every message needs no memory for the whole result); in CSV a list or struct column is
-    written as its JSON text.
+    WHERE platform = ? GROUP BY 1" -p chirp``. The database is opened read-only, and the query sees
+    nothing else: no file read or written (``COPY ... TO``, ``read_csv``), no other database attached
+    (the ``.previous`` copy, say), no setting changed. So a query can neither change the published results
+    nor read the hashing key beside them, and never blocks the next run's publish. Results stream out in
+    batches (a query over every message needs no memory for the whole result); in CSV a list or struct
+    column is written as its JSON text.
     """
     import duckdb
 
-    con = duckdb.connect(str(db), read_only=True)
+    con = duckdb.connect(str(db), read_only=True, config={"enable_external_access": False})
+    con.execute("SET lock_configuration = true")
     try:
         try:
             rel = con.sql(sql, params=list(params) or None)

@@ -176,6 +176,15 @@ def test_query_command_binds_parameters_and_never_writes(world: dict) -> None:
     assert json.loads(out.stdout) == {"p": "x' OR '1'='1"}  # a value, never SQL
     out = runner.invoke(main, ["query", "--db", db, "DELETE FROM reputation"])
     assert out.exit_code == 2 and "read-only" in out.output
+    # nothing but the database: no file written or read, no other database attached, no setting changed
+    target = world["root"] / "written.csv"
+    secret = world["root"] / "secret.txt"  # as the hashing key file beside the database would be
+    secret.write_text("k")
+    for sql in (f"COPY (SELECT 1) TO '{target}'", f"SELECT * FROM read_text('{secret}')",
+                f"ATTACH '{world['db']}.previous' AS p", "SET enable_external_access = true"):
+        out = runner.invoke(main, ["query", "--db", db, sql])
+        assert out.exit_code == 2, sql
+    assert not target.exists()
     con = _con(world["db"])
     try:
         assert con.execute("SELECT count(*) FROM reputation").fetchall()[0][0] > 0
