@@ -95,17 +95,41 @@ def key_pads(key: bytes) -> dict[str, bytes]:
     return {"ipad": ipad, "opad": opad}
 
 
+#: Keys shorter than this (bytes) are warned about: a short key can be guessed, and every hash with it.
+MIN_KEY_BYTES = 16
+
+
 def resolve_key(settings: Settings, database: Path) -> bytes:
-    """The hashing key: from the environment, else a key file beside the database (created once)."""
+    """The hashing key: from the environment, else a key file beside the database (created once).
+
+    An empty key file (every hash would be an unkeyed one, open to guessing) or one that cannot be read is
+    a ``ConfigError``; a key shorter than ``MIN_KEY_BYTES`` and a key file that others may read are warned
+    about.
+    """
     value = os.environ.get(settings.hash_key_env)
-    if value:
+    if value is not None and value.strip():
+        if len(value.encode()) < MIN_KEY_BYTES:
+            log.warning("the key in %s is shorter than %d bytes: hashes made with it are easier to guess",
+                        settings.hash_key_env, MIN_KEY_BYTES)
         return value.encode()
+    if value is not None:
+        log.warning("%s is set but empty: using the key file beside the database", settings.hash_key_env)
     if settings.require_hash_key:
         raise ConfigError("settings.hash_key_env",
                           f"environment variable {settings.hash_key_env} is not set and require_hash_key = true")
     key_file = database.with_name(database.name + ".hashkey")
     if key_file.exists():
-        return key_file.read_bytes().strip()
+        try:
+            key = key_file.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError("settings.hash_key_env", f"cannot read the key file {key_file}: {exc}") from None
+        if not key:
+            raise ConfigError("settings.hash_key_env", f"the key file {key_file} is empty; restore it, or delete "
+                              "it to start a new key (every hash then changes)")
+        if key_file.stat().st_mode & 0o077:
+            log.warning("the key file %s can be read by other users (mode %o): chmod 600 it", key_file,
+                        key_file.stat().st_mode & 0o777)
+        return key
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32).encode()
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
