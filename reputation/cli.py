@@ -98,7 +98,7 @@ def _print_summary(result, top: int = 10) -> None:  # noqa: ANN001
     con = duckdb.connect(str(result.database), read_only=True)
     try:
         has_rep = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reputation'").fetchone()[0]
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reputation'").fetchall()[0][0]
         if has_rep:
             click.echo("  verdicts: " + ", ".join(
                 f"{v} {n:,}" for v, n in con.execute(

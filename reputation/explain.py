@@ -123,7 +123,7 @@ def explain(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> dict
         # c_graph includes the vouch (directed clean evidence), shown as a line of its own; databases
         # written before the vouch existed have no c_vouch column
         has_vouch = bool(con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'account_evidence' "
-                                     "AND column_name = 'c_vouch'").fetchone()[0])
+                                     "AND column_name = 'c_vouch'").fetchall()[0][0])
         graph = "c_graph - c_vouch AS graph, c_vouch AS vouch, vouch AS vouch_noisy_or" if has_vouch else \
             "c_graph AS graph, NULL AS vouch, NULL AS vouch_noisy_or"
         ev = _rows(con, "SELECT c_base AS base, c_direct AS direct_flag, c_identity AS identity_flag, "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import glob
 import itertools
+import json
 import logging
 import os
 import re
@@ -303,18 +304,22 @@ def _redact_sql(expr: str) -> str:
 def _mask_json_keys_sql(expr: str, keys: list[str]) -> str:
     """``expr`` (a line that is not valid JSON) with the value after each of ``keys`` masked, quoted or not,
     complete or cut off by the end of the line: an identifier of any shape (a device id has none)."""
-    for key in keys:
+    # a key as the line may spell it: as is, or JSON-escaped (a quote or backslash in it, non-ASCII as \\u)
+    spellings = dict.fromkeys(form for key in keys
+                              for form in (key, json.dumps(key)[1:-1], json.dumps(key, ensure_ascii=False)[1:-1]))
+    for key in spellings:
         pattern = '("' + re.escape(key) + r'"\s*:?\s*)("([^"\\]|\\.)*("|$)|[^,}\s]*)'
         replacement = "\\1" + '"' + MASKED + '"'  # the key as it was, then the masked value
         expr = f"regexp_replace({expr}, {_sql_str(pattern)}, {_sql_str(replacement)}, 'g')"
     return expr
 
 
-def _mask_csv_fields_sql(expr: str, delimiter: str, n_fields: int, positions: list[int]) -> str:
+def _mask_csv_fields_sql(expr: str, delimiter: str, quote: str, n_fields: int, positions: list[int]) -> str:
     """``expr`` (a CSV line the reader rejected) with the fields at ``positions`` (1-based) masked.
 
-    When the line does not split into the header's ``n_fields`` fields, where its identifiers are is
-    unknown, and the line is withheld (the row number still points at it in the file).
+    Only a line without the quote character splits at every delimiter unambiguously; one with it, or one
+    that does not split into the header's ``n_fields`` fields, leaves unknown where its identifiers are,
+    and is withheld (the row number still points at it in the file).
     """
     if not positions:
         return expr
@@ -322,9 +327,10 @@ def _mask_csv_fields_sql(expr: str, delimiter: str, n_fields: int, positions: li
     parts = f"string_split({expr}, {d})"
     masked = (f"array_to_string(list_transform({parts}, lambda x, i: CASE WHEN list_contains({positions}, i) "
               f"THEN {_sql_str(MASKED)} ELSE x END), {d})")
-    withheld = _sql_str(f"[line withheld: it does not split into the header's {n_fields} fields, "
+    withheld = _sql_str(f"[line withheld: it does not split unambiguously into the header's {n_fields} fields, "
                         "so its identifier fields cannot be masked]")
-    return f"CASE WHEN len({parts}) = {n_fields} THEN {masked} ELSE {withheld} END"
+    return (f"CASE WHEN len({parts}) = {n_fields} AND NOT contains({expr}, {_sql_str(quote)}) THEN {masked} "
+            f"ELSE {withheld} END")
 
 
 @dataclass
@@ -433,7 +439,7 @@ class _FileIngest:
             raise InputError(f"source {source.name!r}: cannot read {source.format} file {path}: "
                              f"{_first_line(exc)}") from None
         rejected = self._rejects(con, path, v, list(params.get("cols", {}))) if source.format != "parquet" else 0
-        n_read, n_bad = con.execute(f"SELECT count(*), count(__check) FROM {v}").fetchone()
+        n_read, n_bad = con.execute(f"SELECT count(*), count(__check) FROM {v}").fetchall()[0]
         if source.format == "ndjson" and n_read > n_bad:
             self._count_filled_keys(con, v)
         return _Prepared(path, v, params, reader, field_case, reason_case, raw_json, n_read, n_bad, rejected)
@@ -444,7 +450,7 @@ class _FileIngest:
         if not optional:
             return
         filled = ", ".join(f"count({_qi('t_' + c)})" for c in optional)
-        counts = con.execute(f"SELECT {filled} FROM {v} WHERE __check IS NULL").fetchone()
+        counts = con.execute(f"SELECT {filled} FROM {v} WHERE __check IS NULL").fetchall()[0]
         with self.lock:  # prepared on the read-ahead thread
             for canonical, n in zip(optional, counts, strict=True):
                 self.filled[canonical] = self.filled.get(canonical, 0) + int(n)
@@ -499,7 +505,7 @@ class _FileIngest:
         with the quote (so the counts add up and nothing is lost). Identifier fields of a rejected line are
         masked by their position in the header (CSV) or their key (NDJSON); see ``_mask_csv_fields_sql``.
         """
-        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rej_errors'").fetchone()[0]
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rej_errors'").fetchall()[0][0]
         if not exists:
             return 0
         source = self.source
@@ -521,7 +527,7 @@ class _FileIngest:
                          generate_subscripts(parts, 1) AS i, len(parts) AS n
                   FROM (SELECT *, string_split(rtrim(csv_line, chr(10) || chr(13)), chr(10)) AS parts FROM _rej1
                         WHERE contains(msg, 'unterminated quote') AND contains(csv_line, chr(10))))""")
-        n = con.execute("SELECT count(*) FROM _rej").fetchone()[0]
+        n = con.execute("SELECT count(*) FROM _rej").fetchall()[0][0]
         if not n:
             return 0
         field_of = {column: canonical for canonical, column in source.columns.items()}
@@ -532,7 +538,8 @@ class _FileIngest:
         else:
             delim = "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
             positions = [i + 1 for i, name in enumerate(file_columns) if name in identifier_columns]
-            line = _mask_csv_fields_sql("rtrim(csv_line, chr(13))", delim, len(file_columns), positions)
+            line = _mask_csv_fields_sql("rtrim(csv_line, chr(13))", delim, source.csv.quote, len(file_columns),
+                                        positions)
         con.execute(f"""CREATE TABLE {v}_rej AS
             SELECT $run_id, $source, $f, rec, $canon[list_position($file_cols, column_name)],
                    CASE error_type WHEN 'INVALID ENCODING' THEN 'invalid UTF-8 bytes (file must be UTF-8)'
@@ -738,7 +745,7 @@ def _quarantine_duplicate_messages(con: duckdb.DuckDBPyConnection, source_order:
         SELECT platform, message_id FROM messages WHERE message_id IS NOT NULL
         GROUP BY ALL HAVING count(*) > 1""").fetchall()
     del dup_keys
-    if not con.execute("SELECT count(*) FROM _dup_keys").fetchone()[0]:
+    if not con.execute("SELECT count(*) FROM _dup_keys").fetchall()[0][0]:
         return 0
     con.execute("""CREATE OR REPLACE TEMP TABLE _dups AS
         SELECT m.*, first_value(m.source) OVER w AS first_source, first_value(m.source_file) OVER w AS first_file,
@@ -755,7 +762,7 @@ def _quarantine_duplicate_messages(con: duckdb.DuckDBPyConnection, source_order:
                            'sent_at', sent_at, 'text', left(text, 1000), 'message_id', message_id,
                            'device_hash', device_hash, 'ip_hash', ip_hash)::VARCHAR
         FROM _dups WHERE k > 1""")
-    n = con.execute("SELECT count(*) FROM _dups WHERE k > 1").fetchone()[0]
+    n = con.execute("SELECT count(*) FROM _dups WHERE k > 1").fetchall()[0][0]
     con.execute("""DELETE FROM messages m USING _dups d
         WHERE d.k > 1 AND m.source = d.source AND m.source_file = d.source_file AND m.source_row = d.source_row""")
     return n
@@ -789,7 +796,7 @@ def build_accounts(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     con.execute("DROP TABLE _accounts_directory")
     _document(con, "accounts")
     _warn_unseen_overrides(con)
-    return con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+    return con.execute("SELECT count(*) FROM accounts").fetchall()[0][0]
 
 
 def _warn_unseen_overrides(con: duckdb.DuckDBPyConnection) -> None:
@@ -829,7 +836,7 @@ def build_identifiers(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
                count(*) OVER (PARTITION BY kind, value_hash) AS accounts_sharing
         FROM uses ORDER BY platform, account, kind, value_hash""", {"run_id": run_id})
     _document(con, "identifiers")
-    return con.execute("SELECT count(*) FROM identifiers").fetchone()[0]
+    return con.execute("SELECT count(*) FROM identifiers").fetchall()[0][0]
 
 
 def _document(con: duckdb.DuckDBPyConnection, name: str) -> None:

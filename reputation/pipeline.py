@@ -220,7 +220,8 @@ class _Runner:
             try:
                 con = duckdb.connect(str(build), read_only=True)
                 try:
-                    row = con.execute("SELECT run_id, started_at FROM runs WHERE status = 'running'").fetchone()
+                    rows = con.execute("SELECT run_id, started_at FROM runs WHERE status = 'running'").fetchall()
+                    row = rows[0] if rows else None
                     if row:
                         run_id, started = row
                 finally:
@@ -251,12 +252,12 @@ class _Runner:
                 finish_input_tables(con)
                 rows[0] = sum(c.rows_stored for c in counts)
             self._record_sources(con, counts)
-            n_messages = con.execute("SELECT count(*) FROM messages").fetchone()[0]
+            n_messages = con.execute("SELECT count(*) FROM messages").fetchall()[0][0]
             if n_messages == 0 and not self.config.settings.allow_empty:
                 raise InputError("no messages were ingested (every source is empty or every row was quarantined); "
                                  "refusing to publish an empty result over the previous one "
                                  "(set settings.allow_empty = true to allow)")
-            as_of = self.config.settings.as_of or con.execute("SELECT max(sent_at) FROM messages").fetchone()[0]
+            as_of = self.config.settings.as_of or con.execute("SELECT max(sent_at) FROM messages").fetchall()[0][0]
             as_of = as_of or self.started
             con.execute("UPDATE runs SET as_of = $a WHERE run_id = $r", {"a": as_of, "r": self.run_id})
             with self.timed(con, "accounts") as rows:
@@ -334,7 +335,7 @@ class _Runner:
         names = [r[0] for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = current_database() "
             "ORDER BY table_name").fetchall()]
-        return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+        return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchall()[0][0] for n in names}
 
     def _publish(self, build: Path, exports_build: Path) -> None:
         """Swap the exports folder, then the database, into place; a failure at either step puts back

@@ -329,6 +329,22 @@ def test_unparseable_lines_mask_identifier_fields_of_any_shape(tmp_path: Path) -
     assert [(c.rows_read, c.rows_stored, c.rows_quarantined) for c in counts] == [(3, 1, 2), (3, 1, 2)]
 
 
+def test_a_rejected_line_with_quotes_or_escaped_keys_keeps_its_identifiers_hidden(tmp_path: Path) -> None:
+    # a quoted delimiter shifts a naive split by one field: the line is withheld, not masked in the wrong place
+    (tmp_path / "m.csv").write_text('sender;recipient;device;text\nu1;"x;y";d-secret-device-777\n')
+    cols = 'sender = "sender"\nrecipient = "recipient"\ndevice = "device"\ntext = "text"'
+    src = _messages_source("c", "m.csv", "csv", extra='[sources.csv]\ndelimiter = ";"', columns=cols)
+    # an NDJSON key that JSON must escape (a quote, a backslash)
+    key = 'de"v\\ #1'
+    (tmp_path / "m.ndjson").write_text('{"from": "a", ' + json.dumps(key) + ': "d-sekrit-778", "ts": 1767225600\n')
+    src += _messages_source("n", "m.ndjson", "ndjson", columns=f'sender = "from"\nsent_at = "ts"\n'
+                                                             f"device = {json.dumps(key)}")
+    con, _ = _ingest(tmp_path, src)
+    raw = dict(con.execute("SELECT source, raw FROM quarantine").fetchall())
+    assert "withheld" in raw["c"] and "secret" not in raw["c"]
+    assert "sekrit" not in raw["n"] and '"from": "a"' in raw["n"]
+
+
 def test_a_stray_quote_quarantines_every_line_it_swallowed(tmp_path: Path) -> None:
     lines = ["from,to,ts,ip"] + [f"a{i},b,1767225600,10.0.0.{i}" for i in range(1, 13)]
     lines[5] = 'a5,"b,1767225600,10.0.0.5'  # data row 5 opens a quote that never closes

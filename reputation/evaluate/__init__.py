@@ -71,7 +71,8 @@ def evaluate_connection(con: duckdb.DuckDBPyConnection, truth_dir: Path | str) -
     truth = Path(truth_dir)
     _check_inputs(con, truth)
     report: dict[str, Any] = {}
-    run = con.execute("SELECT run_id FROM runs WHERE status = 'complete' ORDER BY finished_at DESC LIMIT 1").fetchone()
+    run = next(iter(con.execute("SELECT run_id FROM runs WHERE status = 'complete' ORDER BY finished_at DESC "
+                                "LIMIT 1").fetchall()), None)
     report["run_id"] = run[0] if run else None
     for part, module, function in PARTS:
         try:
