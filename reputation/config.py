@@ -31,8 +31,10 @@ Example
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -87,9 +89,12 @@ class Source:
 
     @property
     def pattern(self) -> str:
-        """The absolute path or glob of the source's files."""
+        """The absolute path or glob of the source's files; the config's folder is taken literally (a
+        folder named ``data [2]`` is no pattern), only ``path`` may hold glob patterns."""
         p = Path(self.path)
-        return str(p if p.is_absolute() else (self.base_dir / p).resolve())
+        if p.is_absolute():
+            return str(p)
+        return os.path.normpath(os.path.join(glob.escape(str(self.base_dir.resolve())), self.path))
 
     def timestamp_format(self, column: str) -> TimestampFormat:
         return self.timestamps.get(column, "auto")

@@ -245,7 +245,7 @@ def _file_columns(con: duckdb.DuckDBPyConnection, source: Source, path: str) -> 
     if source.format == "parquet":
         q = "SELECT name FROM parquet_schema($f) WHERE name <> 'schema' AND num_children IS NULL"
         try:
-            return [r[0] for r in con.execute(q, {"f": path}).fetchall()]
+            return [r[0] for r in con.execute(q, {"f": glob.escape(path)}).fetchall()]
         except duckdb.Error as exc:
             raise InputError(f"source {source.name!r}: cannot read Parquet file {path}: {_first_line(exc)}") from None
     return _csv_header(source, path)
@@ -266,7 +266,7 @@ def _check_mapped(source: Source, path: str, available: list[str]) -> None:
 
 
 def _reader_sql(source: Source) -> str:
-    """SQL over parameter $f yielding __row (1-based data row) and s_<canonical> VARCHAR columns.
+    """SQL over parameter $fread (the file, glob-escaped) yielding __row and s_<canonical> VARCHAR columns.
 
     NDJSON is read as text lines (so one malformed line is one quarantined row) and also yields
     ``line`` and ``__ok`` (the line is a JSON object).
@@ -274,7 +274,7 @@ def _reader_sql(source: Source) -> str:
     if source.format == "ndjson":
         # One parse per line: extract every mapped key at once into a list, then pick the elements.
         cols = [f"__vals[{i + 1}] AS s_{c}" for i, c in enumerate(source.columns)]
-        lines = ("SELECT line, row_number() OVER () AS __row FROM read_csv($f, columns = {'line': 'VARCHAR'}, "
+        lines = ("SELECT line, row_number() OVER () AS __row FROM read_csv($fread, columns = {'line': 'VARCHAR'}, "
                  "header = false, delim = chr(31), quote = '', escape = '', auto_detect = false, "
                  f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, rejects_table = '_rej_errors', "
                  "rejects_scan = '_rej_scans')")
@@ -288,9 +288,9 @@ def _reader_sql(source: Source) -> str:
     cols = [f"CAST({_qi(column)} AS VARCHAR) AS s_{c}" for c, column in source.columns.items()]
     select = ", ".join(["__row", *cols])
     if source.format == "parquet":
-        scan = "SELECT *, file_row_number + 1 AS __row FROM read_parquet($f, file_row_number = true)"
+        scan = "SELECT *, file_row_number + 1 AS __row FROM read_parquet($fread, file_row_number = true)"
     else:
-        scan = (f"SELECT *, row_number() OVER () AS __row FROM read_csv($f, {_csv_options(source)}, "
+        scan = (f"SELECT *, row_number() OVER () AS __row FROM read_csv($fread, {_csv_options(source)}, "
                 "store_rejects = true, rejects_table = '_rej_errors', rejects_scan = '_rej_scans')")
     return f"SELECT {select} FROM ({scan})"
 
@@ -362,8 +362,10 @@ class _FileIngest:
         self.lock = threading.Lock()
 
     def params(self, path: str) -> dict[str, object]:
-        p: dict[str, object] = {"f": path, "run_id": self.run_id, "source": self.source.name,
-                                "not_after": self.not_after}
+        # $f names the file in the rows it writes; $fread is the same path for DuckDB's readers, which
+        # expand glob patterns: a file named "x?.csv" must not also read "xa.csv"
+        p: dict[str, object] = {"f": path, "fread": glob.escape(path), "run_id": self.run_id,
+                                "source": self.source.name, "not_after": self.not_after}
         if self.source.format == "ndjson":
             p["paths"] = ['$."' + column.replace('"', '\\"') + '"' for column in self.source.columns.values()]
         for canonical, value in self.source.constants.items():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -211,7 +212,7 @@ class _Runner:
 
         Only called while holding the output lock, so no live run owns these files.
         """
-        pattern = f".{self.database.name}.build-*"
+        pattern = glob.escape(f".{self.database.name}.build-") + "*"  # the name taken literally
         for build in sorted(self.database.parent.glob(pattern)):
             if build.suffix == ".wal" or build.is_dir():
                 continue
@@ -234,7 +235,7 @@ class _Runner:
             for leftover in (build, build.with_name(build.name + ".wal")):
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
-        for folder in self.exports.parent.glob(f".{self.exports.name}.build-*"):
+        for folder in self.exports.parent.glob(glob.escape(f".{self.exports.name}.build-") + "*"):
             shutil.rmtree(folder, ignore_errors=True)
 
     def _run_locked(self) -> RunResult:

@@ -369,6 +369,21 @@ def test_header_errors_never_quote_identifiers(tmp_path: Path) -> None:
     assert "ann@example.com" not in str(info.value) and "10.0.0.1" not in str(info.value)
 
 
+def test_file_and_folder_names_are_taken_literally_not_as_patterns(tmp_path: Path) -> None:
+    folder = tmp_path / "logs [2]"  # the config's own folder, with brackets
+    (folder / "in").mkdir(parents=True)
+    for name, sender in (("xa.csv", "a"), ("x?.csv", "q"), ("[b].csv", "br"), ("b.csv", "b")):
+        (folder / "in" / name).write_text(f"from,to,ts\n{sender},z,1767225600\n")
+    src = _messages_source("m", "in/*.csv", "csv", columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    cfg = parse_config(f"[output]\ndatabase = 'out/r.duckdb'\n{src}", folder / "pipeline.toml")
+    con = duckdb.connect()
+    counts = ingest_sources(con, cfg, "r1", KEY)
+    rows = sorted(con.execute("SELECT sender, source_file FROM messages").fetchall())
+    assert [(s, Path(f).name) for s, f in rows] == [("a", "xa.csv"), ("b", "b.csv"), ("br", "[b].csv"),
+                                                    ("q", "x?.csv")]
+    assert (counts[0].files, counts[0].rows_read, counts[0].rows_quarantined) == (4, 4, 0)
+
+
 def test_missing_file_and_missing_column_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"source 'm': input .*nope\.csv does not exist"):
         _ingest(tmp_path, _messages_source("m", "nope.csv", "csv"))

@@ -272,3 +272,15 @@ def test_a_run_writes_the_export_formats_its_config_names(tmp_path: Path) -> Non
     assert any(n.startswith("reputation/platform=p1/") and n.endswith(".parquet") for n in names)
     assert not any(n.startswith("jsonl/") for n in names)
     stix2.parse((result.exports / "stix" / "p1.stix.json").read_text())
+
+
+def test_a_leftover_build_is_cleaned_up_whatever_the_database_is_called(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    db = tmp_path / "out" / "r [1].duckdb"  # brackets: a glob pattern, if taken as one
+    run_pipeline(cfg, database=db, stages=[("senders", _count_stage)])
+    leftover = db.with_name(f".{db.name}.build-20260101T000000Z-dead00")
+    leftover.write_bytes(b"half a database")
+    run_pipeline(cfg, database=db, stages=[("senders", _count_stage)])
+    assert not leftover.exists()
+    runs = _read(db, "SELECT run_id, error FROM runs WHERE status = 'failed'")
+    assert [r[0] for r in runs] == ["20260101T000000Z-dead00"] and "abandoned" in runs[0][1]
