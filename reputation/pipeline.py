@@ -57,6 +57,12 @@ log = logging.getLogger("reputation")
 StageFn = Callable[[duckdb.DuckDBPyConnection, StageContext], int]
 
 
+#: The file that marks a folder as a run's exports (the folder is replaced whole at publish).
+EXPORTS_MARKER = ".reputation-exports"
+#: What an exports folder of an earlier version, without the marker, may hold.
+EXPORT_LAYOUT = frozenset({"reputation", "csv", "jsonl", "stix"})
+
+
 class RunFailed(RuntimeError):
     """A run failed; the published results are unchanged. ``stage`` names where it failed."""
 
@@ -243,6 +249,7 @@ class _Runner:
         exports_build = self.exports.with_name(f".{self.exports.name}.build-{self.run_id}")
         con: duckdb.DuckDBPyConnection | None = None
         try:
+            self._check_exports_folder()
             key = resolve_key(self.config.settings, self.database)
             con = self.connect(build)
             self._create_run_tables(con)
@@ -274,6 +281,7 @@ class _Runner:
                 with self.timed(con, "exports") as rows:
                     shutil.rmtree(exports_build, ignore_errors=True)
                     rows[0] = int(sum(write_exports(con, exports_build, self.config.export_formats).values()))
+                    (exports_build / EXPORTS_MARKER).write_text(f"written by reputation run {self.run_id}\n")
             tables = self._table_counts(con)
             self._finish_run(con, "complete", None, counts)
             con.execute("CHECKPOINT")
@@ -369,6 +377,19 @@ class _Runner:
         shutil.rmtree(old, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):  # merged into the runs table just published
             self._pending_runs_file().unlink()
+
+    def _check_exports_folder(self) -> None:
+        """Refuse an exports folder that holds anything but a previous run's exports: publishing replaces
+        the folder whole, and a folder of someone's own files (``--exports ~/reports``) would be lost."""
+        if not self.exports.exists():
+            return
+        if not self.exports.is_dir():
+            raise ConfigError("output.exports", f"{self.exports} exists and is not a folder")
+        names = {p.name for p in self.exports.iterdir()}
+        if names and EXPORTS_MARKER not in names and not names <= EXPORT_LAYOUT:
+            raise ConfigError("output.exports", f"{self.exports} holds files that no run wrote "
+                              f"({', '.join(sorted(names - EXPORT_LAYOUT)[:3])}); a run replaces its exports "
+                              "folder whole, so give it a folder of its own")
 
     def _pending_runs_file(self) -> Path:
         """Failed runs that could not be written into the published database (a reader held it open)."""

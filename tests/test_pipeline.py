@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from reputation.config import ConfigError
 from reputation.ingest import InputError
 from reputation.pipeline import RunFailed, run_pipeline
 
@@ -284,3 +285,17 @@ def test_a_leftover_build_is_cleaned_up_whatever_the_database_is_called(tmp_path
     assert not leftover.exists()
     runs = _read(db, "SELECT run_id, error FROM runs WHERE status = 'failed'")
     assert [r[0] for r in runs] == ["20260101T000000Z-dead00"] and "abandoned" in runs[0][1]
+
+
+def test_a_folder_of_someone_elses_files_is_not_taken_as_the_exports_folder(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds files that no run wrote"):
+        run_pipeline(cfg, exports=reports)
+    assert (reports / "notes.txt").read_text() == "mine"
+    first = run_pipeline(cfg)  # its own folder: written, marked, and replaced by the next run
+    assert (first.exports / ".reputation-exports").exists()
+    run_pipeline(cfg)
+    assert (first.exports / ".reputation-exports").exists()
