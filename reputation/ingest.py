@@ -285,14 +285,17 @@ def _reader_sql(source: Source) -> str:
                    f"FROM ({lines}) WHERE line IS NOT NULL AND trim(line) <> ''")
         extracted = f"SELECT *, json_extract_string(__js, $paths) AS __vals FROM ({objects})"
         return f"SELECT {', '.join(['__row', 'line', '__ok', *cols])} FROM ({extracted})"
-    cols = [f"CAST({_qi(column)} AS VARCHAR) AS s_{c}" for c, column in source.columns.items()]
-    select = ", ".join(["__row", *cols])
+    # the scan itself names its outputs (the mapped columns and __row only), so that a file column that
+    # happens to be called __row or s_text can neither clash with them nor stand in for them
+    cols = ", ".join(f"CAST({_qi(column)} AS VARCHAR) AS s_{c}" for c, column in source.columns.items())
+    names = ", ".join(["__row", *(f"s_{c}" for c in source.columns)])
     if source.format == "parquet":
-        scan = "SELECT *, file_row_number + 1 AS __row FROM read_parquet($fread, file_row_number = true)"
+        scan = (f"SELECT {cols}, file_row_number + 1 AS __row "
+                "FROM read_parquet($fread, file_row_number = true)")
     else:
-        scan = (f"SELECT *, row_number() OVER () AS __row FROM read_csv($fread, {_csv_options(source)}, "
+        scan = (f"SELECT {cols}, row_number() OVER () AS __row FROM read_csv($fread, {_csv_options(source)}, "
                 "store_rejects = true, rejects_table = '_rej_errors', rejects_scan = '_rej_scans')")
-    return f"SELECT {select} FROM ({scan})"
+    return f"SELECT {names} FROM ({scan})"
 
 
 def _redact_sql(expr: str) -> str:

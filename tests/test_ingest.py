@@ -384,6 +384,23 @@ def test_file_and_folder_names_are_taken_literally_not_as_patterns(tmp_path: Pat
     assert (counts[0].files, counts[0].rows_read, counts[0].rows_quarantined) == (4, 4, 0)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_file_columns_named_like_internal_ones_change_nothing(tmp_path: Path, fmt: str) -> None:
+    rows = {"__row": ["1", "1", "1"], "s_text": ["x", "y", "z"], "from": ["a", "b", "c"], "to": ["b", "c", "a"],
+            "ts": ["1767225600"] * 3}
+    if fmt == "csv":
+        (tmp_path / "m.csv").write_text(",".join(rows) + "\n" + "".join(
+            ",".join(v[i] for v in rows.values()) + "\n" for i in range(3)))
+    else:
+        duckdb.sql("SELECT * FROM (VALUES ('1','x','a','b','1767225600'), ('1','y','b','c','1767225600'), "
+                   "('1','z','c','a','1767225600')) t(__row, s_text, \"from\", \"to\", ts)"
+                   ).write_parquet(str(tmp_path / "m.parquet"))
+    src = _messages_source("m", f"m.{fmt}", fmt, columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"')
+    con, counts = _ingest(tmp_path, src)
+    assert con.execute("SELECT sender, source_row, text FROM messages ORDER BY 2").fetchall() == [
+        ("a", 1, None), ("b", 2, None), ("c", 3, None)]
+
+
 def test_missing_file_and_missing_column_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"source 'm': input .*nope\.csv does not exist"):
         _ingest(tmp_path, _messages_source("m", "nope.csv", "csv"))
