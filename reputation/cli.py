@@ -299,9 +299,10 @@ def _print_table(reader, limit: int) -> None:  # noqa: ANN001 - a pyarrow Record
         for row in take.to_pylist():
             out.add_row(*("NULL" if v is None else str(v) for v in row.values()))
         shown += take.num_rows
-    console = Console()
+    plain = {"markup": False, "emoji": False, "highlight": False}  # values print as they are ("[b]", ":x:")
+    console = Console(**plain)
     if not console.is_terminal:
-        console = Console(width=max(80, Console(width=1_000_000).measure(out).maximum))
+        console = Console(width=max(80, Console(width=1_000_000, **plain).measure(out).maximum), **plain)
     console.print(out)
     if shown < total:
         console.print(f"{shown} of {total:,} rows shown (--limit 0 shows all)")

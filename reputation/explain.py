@@ -261,9 +261,12 @@ def render_text(expl: dict[str, Any], width: int = 100) -> str:
             t.add_column(c, overflow="fold", justify="right" if c in right else "left")
         return t
 
-    console = Console(record=True, width=width, file=open("/dev/null", "w"), color_system=None)  # noqa: SIM115
+    # plain text, and the data printed as it is: no markup ("[b]" in an account id), emoji codes or
+    # highlighting read into account ids, handles or reasons
+    console = Console(record=True, width=width, file=open("/dev/null", "w"), color_system=None,  # noqa: SIM115
+                      markup=False, emoji=False, highlight=False)
     a = expl["account"]
-    console.print(f"[bold]{a['platform']}:{a['account']}[/bold]  verdict [bold]{a['verdict']}[/bold]  "
+    console.print(f"{a['platform']}:{a['account']}  verdict {a['verdict']}  "
                   f"score {a['score']:.3f}  confidence {a['confidence']:.2f}  identity {a['identity_id']}")
     console.print(f"{a['reason_text']}")
     console.print(f"valid until {_when(a['valid_until'])}  (run {a['run_id']}) — a lead for human review, "

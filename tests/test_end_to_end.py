@@ -205,6 +205,9 @@ def test_query_command_writes_nested_columns_and_long_values_whole(world: dict) 
     assert rows.height == 3
     assert all(isinstance(json.loads(v), list) and v for v in rows["flagged_on"])
     assert json.loads(rows["s"][0]) == {"n": 1, "tags": ["a", "b"]}
+    # values print as they are, never as markup
+    out = runner.invoke(main, ["query", "--db", db, "SELECT ? AS v", "-p", "evil[/b] [b]x[/b] :smile:"])
+    assert out.exit_code == 0 and "evil[/b] [b]x[/b] :smile:" in out.stdout
     # piped, a table is as wide as its widest value: nothing is cut short with an ellipsis
     long_value = "x" * 300
     out = runner.invoke(main, ["query", "--db", db, "SELECT ? AS v, 'short' AS w", "-p", long_value])

@@ -71,6 +71,13 @@ def test_render_text_cuts_nothing_short_at_any_width(con: duckdb.DuckDBPyConnect
     assert "valid until " in text and "." not in text.split("valid until ")[1].split()[0]  # to the second
 
 
+def test_render_text_prints_data_as_it_is(con: duckdb.DuckDBPyConnection) -> None:
+    e = explain(con, "beta", "s0")
+    e["account"] = {**e["account"], "account": "evil[/b]", "reason_text": "[link=http://x]click[/link] :smile:"}
+    text = render_text(e)
+    assert "beta:evil[/b]" in text and "[link=http://x]click[/link] :smile:" in text
+
+
 def test_render_text_says_an_override_set_the_score(con: duckdb.DuckDBPyConnection) -> None:
     e = explain(con, "alpha", "h7")
     text = render_text(e)
