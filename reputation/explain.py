@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -360,12 +361,23 @@ def evidence_graph(con: duckdb.DuckDBPyConnection, platform: str, account: str,
     return g
 
 
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_safe(value: Any) -> Any:
+    """``value`` with the characters XML 1.0 cannot hold (control characters) replaced by U+FFFD."""
+    return _XML_INVALID.sub("\ufffd", value) if isinstance(value, str) else value
+
+
 def write_graphml(graph: nx.Graph, path: str | Path) -> Path:
-    """Write ``graph`` as GraphML (attributes of None are dropped, GraphML has no null)."""
+    """Write ``graph`` as GraphML, creating the folder (attributes of None are dropped, GraphML has no null;
+    control characters, which an account id may hold and XML may not, become U+FFFD)."""
     path = Path(path)
     clean = nx.Graph()
-    clean.add_nodes_from((n, {k: v for k, v in d.items() if v is not None}) for n, d in graph.nodes(data=True))
-    clean.add_edges_from((u, v, {k: v2 for k, v2 in d.items() if v2 is not None})
+    clean.add_nodes_from((_xml_safe(n), {k: _xml_safe(v) for k, v in d.items() if v is not None})
+                         for n, d in graph.nodes(data=True))
+    clean.add_edges_from((_xml_safe(u), _xml_safe(v), {k: _xml_safe(v2) for k, v2 in d.items() if v2 is not None})
                          for u, v, d in graph.edges(data=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
     nx.write_graphml(clean, path)
     return path

@@ -139,3 +139,12 @@ def test_review_queue_picks_high_score_with_conversations() -> None:
     # Spammers (one-way contacts) never qualify; the talker does.
     assert rows == [("alpha", "h20", 6)]  # h19, h21 (ring), bulk, h10-h12
 
+
+
+def test_graphml_holds_any_account_id_and_makes_its_folder(tmp_path) -> None:
+    g = nx.Graph()
+    g.add_node("p:bell\x07id", account="bell\x07id", score=0.5, note=None)
+    g.add_edge("p:bell\x07id", "p:other", kind="link", weight=0.9)
+    out = write_graphml(g, tmp_path / "new" / "folder" / "g.graphml")
+    back = nx.read_graphml(out)  # valid XML
+    assert "p:bell\ufffdid" in back.nodes and back.nodes["p:bell\ufffdid"]["account"] == "bell\ufffdid"
