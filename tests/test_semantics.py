@@ -91,7 +91,7 @@ def test_a_few_random_flags_do_not_make_everyone_spam(tmp_path: Path) -> None:
     verdicts = _verdicts(con)
     assert verdicts.get("spam", 0) <= 4 + 4  # the flagged and at most their conversation partners
     params = dict(con.execute("SELECT parameter, value FROM reputation_model").fetchall())
-    assert params["prior_learned"] == 0.0 and params["prior_lift"] < 2.0
+    assert params["prior_learned"] == 0.0 and params["prior_separation_p"] > 0.05
     base = con.execute("SELECT c_base FROM account_evidence LIMIT 1").fetchall()[0][0]
     assert base < 0  # the base rate is a minority share, not logit(0.9)
 
@@ -131,3 +131,4 @@ def test_a_message_to_oneself_is_no_reply(tmp_path: Path) -> None:
     reply_rate, unsolicited, fan_in = con.execute(
         "SELECT reply_rate, unsolicited_rate, fan_in FROM features WHERE account = 'me'").fetchall()[0]
     assert reply_rate == 0 and unsolicited == 1 and fan_in == 0
+

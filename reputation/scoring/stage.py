@@ -80,6 +80,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 from scipy.special import expit, logit
+from scipy.stats import mannwhitneyu
 
 from ..context import StageContext
 from ..schema import SCHEMA_VERSION
@@ -90,9 +91,9 @@ from .propagation import DEFAULT_RHO, edge_list, linearized_bp, normalise_edges,
 
 log = logging.getLogger("reputation")
 
-#: How much spammier, on the calibrated prior, the flagged accounts must look than the rest for the
-#: behavioural prior to count (4 random flags among 400 look like everyone else: lift ~1).
-MIN_BEHAVIOUR_LIFT = 2.0
+#: How surely the flagged accounts must rank above the rest on the behavioural prior for it to count
+#: (one-sided Mann-Whitney p-value): random flags pass 1 time in 20.
+MAX_SEPARATION_P = 0.05
 #: Folds for the out-of-fold prior (by identity) and the held-out calibration (by account).
 FOLDS = 5
 #: Weight of a campaign mate's flag relative to an identity mate's (same operator, not same person).
@@ -423,17 +424,20 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     s_label = (d > 0).astype(np.float64)
     weights = np.where(d > 0, d, 1.0)
     learned = bool(s_label.any() and (s_label == 0).any() and np.ptp(behaviour) > 0)
-    lift = np.nan
+    separation_p = np.nan
+    if learned:
+        # The PU correction g / c reads a calibration that does not tell flagged from unflagged accounts
+        # apart (random flags, too few of them) as "everyone is spam, a few are flagged": every account
+        # would sit at the cap. Behaviour counts only when the flagged rank above the rest beyond chance
+        # (one-sided Mann-Whitney on the out-of-fold prior; a rank test, so a population that is mostly
+        # spam, whose unflagged accounts look spammy too, still passes).
+        separation_p = float(mannwhitneyu(behaviour[d > 0], behaviour[d <= 0], alternative="greater").pvalue)
+        learned = separation_p < MAX_SEPARATION_P
     if learned:
         cal = fit_logistic(behaviour[:, None], s_label, weights, l2=1e-6, nonneg=True, standardise=False)
         g = cal.predict(behaviour[:, None])
         c = float(np.average(g[d > 0], weights=d[d > 0]))
-        # The PU correction g / c reads a calibration that does not tell flagged from unflagged accounts
-        # apart (random flags, too few of them) as "everyone is spam, a few are flagged": every account
-        # would sit at the cap. Behaviour counts only when the flagged look spammier than the rest.
-        lift = c / max(float(g[d <= 0].mean()) if (d <= 0).any() else 1.0, 1e-12)
-        learned = bool(lift >= MIN_BEHAVIOUR_LIFT)
-    if not learned:
+    else:
         cal = LogisticModel(np.zeros(1), 0.0, np.zeros(1), np.ones(1))
         g, c = cal.predict(behaviour[:, None]), 1.0
     c = min(max(c, 1e-6), 1.0)
@@ -538,8 +542,8 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         ("platt_intercept", float(cal.intercept), "Platt intercept: log-odds of being flagged spam at prior 0."),
         ("platt_slope", float(cal.coef[0]), "Platt slope on the out-of-fold prior log-odds (>= 0)."),
         ("prior_learned", float(learned), "1 when the behavioural prior could be learned from the flags."),
-        ("prior_lift", float(lift), "Mean calibrated probability of spam-flagged accounts over that of the rest; "
-                                    f"the prior counts only at >= {MIN_BEHAVIOUR_LIFT:g}."),
+        ("prior_separation_p", separation_p, "One-sided Mann-Whitney p-value of the out-of-fold prior, flagged "
+                                             f"spam above the rest; the prior counts only below {MAX_SEPARATION_P:g}."),
         ("label_frequency_c", c, "Elkan-Noto c = P(flagged | spam): mean Platt probability of spam-flagged accounts."),
         ("base_logodds", base, "Log-odds before any evidence: logit of the mean calibrated spam probability."),
         ("prior_cv_auc", prior.cv_auc, "ROC-AUC of the out-of-fold behavioural prior vs flag label (flagged only)."),
