@@ -530,7 +530,9 @@ class _FileIngest:
                    CASE WHEN i = 1 THEN column_name END, msg, part
             FROM (SELECT rec, error_type, column_name, msg, unnest(parts) AS part,
                          generate_subscripts(parts, 1) AS i, len(parts) AS n
-                  FROM (SELECT *, string_split(rtrim(csv_line, chr(10) || chr(13)), chr(10)) AS parts FROM _rej1
+                  -- the line as DuckDB keeps it: in a CRLF file it may begin with the previous line's LF
+                  FROM (SELECT *, list_transform(string_split(trim(csv_line, chr(10) || chr(13)), chr(10)),
+                                                 lambda x: rtrim(x, chr(13))) AS parts FROM _rej1
                         WHERE contains(msg, 'unterminated quote') AND contains(csv_line, chr(10))))""")
         n = con.execute("SELECT count(*) FROM _rej").fetchall()[0][0]
         if not n:

@@ -345,10 +345,11 @@ def test_a_rejected_line_with_quotes_or_escaped_keys_keeps_its_identifiers_hidde
     assert "sekrit" not in raw["n"] and '"from": "a"' in raw["n"]
 
 
-def test_a_stray_quote_quarantines_every_line_it_swallowed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_stray_quote_quarantines_every_line_it_swallowed(tmp_path: Path, newline: str) -> None:
     lines = ["from,to,ts,ip"] + [f"a{i},b,1767225600,10.0.0.{i}" for i in range(1, 13)]
     lines[5] = 'a5,"b,1767225600,10.0.0.5'  # data row 5 opens a quote that never closes
-    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "m.csv").write_bytes((newline.join(lines) + newline).encode())
     cols = 'sender = "from"\nrecipient = "to"\nsent_at = "ts"\nip = "ip"'
     con, counts = _ingest(tmp_path, _messages_source("m", "m.csv", "csv", columns=cols))
     assert counts[0].rows_read == 12 and counts[0].rows_stored == 4 and counts[0].rows_quarantined == 8
