@@ -69,17 +69,30 @@ _REDACT = (  # best-effort masking of identifiers in raw lines that could not be
 MASKED = "[identifier]"
 
 
+_REDACT_TEXT = (  # the same shapes for messages, delimited so that paths, dates and times stay as they are
+    (re.compile(r"[^\s@,;\"'<>/]+@[^\s@,;\"'<>]+"), "[email]"),
+    (re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"), "[ip]"),
+    (re.compile(r"(?<![\w:])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){4,7}(?![\w:])"), "[ip]"),
+    (re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?::"
+                r"(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?(?![\w:])"), "[ip]"),
+    (re.compile(r"(?<![\w/.:-])\+?\d[\d ().-]{7,}\d(?![\w/.:-])"), "[number]"),
+)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def redact(text: str) -> str:
     """``text`` with anything that looks like an e-mail address, IP address or phone number masked.
 
     For messages that quote input values (a header that turns out to be a data row, say) before they
-    reach the ``runs`` table or a log.
+    reach the ``runs`` table or a log; paths, dates and times in the message stay readable.
 
-    >>> redact("columns are ['ann@example.com', '10.0.0.7', '2001:db8::7334', '12:30:45']")
-    "columns are ['[email]', '[ip]', '[ip]', '12:30:45']"
+    >>> redact("columns are ['ann@example.com', '10.0.0.7', '2001:db8::7334', '+1 (555) 010-9999']")
+    "columns are ['[email]', '[ip]', '[ip]', '[number]']"
+    >>> redact("/data/2026-03-31/x.csv at 2026-03-31 23:59:44 by feed::reader")
+    '/data/2026-03-31/x.csv at 2026-03-31 23:59:44 by feed::reader'
     """
-    for pattern, token in _REDACT:
-        text = re.sub(pattern, token, text)
+    for pattern, token in _REDACT_TEXT:
+        text = pattern.sub(lambda m, t=token: m.group(0) if _DATE.match(m.group(0)) else t, text)
     return text
 
 

@@ -251,14 +251,14 @@ def test_a_failure_while_a_reader_holds_the_database_is_recorded_later(tmp_path:
 
 def test_a_failure_record_never_holds_a_raw_identifier(tmp_path: Path) -> None:
     def leaky(con: duckdb.DuckDBPyConnection, ctx) -> int:
-        raise ValueError("cannot parse 'ann@example.com' from 10.0.0.7")
+        raise ValueError("cannot parse 'ann@example.com' from 10.0.0.7 in /feeds/2026-03-31/x.csv at 23:59:44")
 
     cfg = _world(tmp_path)
     first = run_pipeline(cfg, stages=[("senders", _count_stage)])
     with pytest.raises(RunFailed):
         run_pipeline(cfg, stages=[("leaky", leaky)])
     (error,), = _read(first.database, "SELECT error FROM runs WHERE status = 'failed'")
-    assert error == "stage leaky: cannot parse '[email]' from [ip]"
+    assert error == "stage leaky: cannot parse '[email]' from [ip] in /feeds/2026-03-31/x.csv at 23:59:44"
 
 
 def test_a_run_writes_the_export_formats_its_config_names(tmp_path: Path) -> None:
