@@ -319,15 +319,26 @@ def _redact_sql(expr: str) -> str:
 
 def _mask_json_keys_sql(expr: str, keys: list[str]) -> str:
     """``expr`` (a line that is not valid JSON) with the value after each of ``keys`` masked, quoted or not,
-    complete or cut off by the end of the line: an identifier of any shape (a device id has none)."""
+    complete or cut off by the end of the line: an identifier of any shape (a device id has none).
+
+    A key may be spelt as is or JSON-escaped, in double or single quotes. A line that is not even
+    object-shaped (an array, say) and holds none of the keys is withheld: its identifiers have no key to
+    be found by.
+    """
+    if not keys:
+        return expr
     # a key as the line may spell it: as is, or JSON-escaped (a quote or backslash in it, non-ASCII as \\u)
     spellings = dict.fromkeys(form for key in keys
                               for form in (key, json.dumps(key)[1:-1], json.dumps(key, ensure_ascii=False)[1:-1]))
-    for key in spellings:
-        pattern = '("' + re.escape(key) + r'"\s*:?\s*)("([^"\\]|\\.)*("|$)|[^,}\s]*)'
-        replacement = "\\1" + '"' + MASKED + '"'  # the key as it was, then the masked value
-        expr = f"regexp_replace({expr}, {_sql_str(pattern)}, {_sql_str(replacement)}, 'g')"
-    return expr
+    key_re = "(" + "|".join(q + re.escape(k) + q for k in spellings for q in ('"', "'")) + ")"
+    value_re = r"""("([^"\\]|\\.)*("|$)|'([^'\\]|\\.)*('|$)|[^,}\s]*)"""
+    pattern = key_re + r"(\s*:?\s*)" + value_re
+    replacement = "\\1\\2" + '"' + MASKED + '"'  # the key as it was, then the masked value
+    masked = f"regexp_replace({expr}, {_sql_str(pattern)}, {_sql_str(replacement)}, 'g')"
+    withheld = _sql_str("[line withheld: it is not a JSON object and holds none of the identifier keys, so "
+                        "its identifiers cannot be found]")
+    return (f"CASE WHEN regexp_matches({expr}, {_sql_str(key_re)}) THEN {masked} "
+            f"WHEN starts_with(ltrim({expr}), '{{') THEN {expr} ELSE {withheld} END")
 
 
 def _mask_csv_fields_sql(expr: str, delimiter: str, quote: str, n_fields: int, positions: list[int]) -> str:

@@ -314,19 +314,21 @@ def test_unparseable_lines_mask_identifier_fields_of_any_shape(tmp_path: Path) -
     # NDJSON: a line cut off inside the device value, and one with a quote missing
     (tmp_path / "m.ndjson").write_text('{"from": "a", "to": "b", "ts": 1767225600, "ip": "fe80::2", "dev": "d-ok"}\n'
                                        '{"from": "a", "ip": "2001:db8::2", "dev": "d-cccc3333\n'
-                                       '{"from": "a", "dev": d-dddd4444, "ip": "10.1.2.3"}\n')
+                                       '{"from": "a", "dev": d-dddd4444, "ip": "10.1.2.3"}\n'
+                                       "{'from': 'a', 'dev': 'd-eeee5555'}\n"  # single quotes: not JSON
+                                       '["a", "d-ffff6666"]\n')  # valid JSON, but no object and no key
     src = _messages_source("c", "m.csv", "csv", columns=cols) + _messages_source("n", "m.ndjson", "ndjson",
                                                                                columns=cols)
     con, counts = _ingest(tmp_path, src)
     raw = con.execute("SELECT source, row_number, raw FROM quarantine ORDER BY ALL").fetchall()
-    assert [(r[0], r[1]) for r in raw] == [("c", 2), ("c", 3), ("n", 2), ("n", 3)]
+    assert [(r[0], r[1]) for r in raw] == [("c", 2), ("c", 3), ("n", 2), ("n", 3), ("n", 4), ("n", 5)]
     text = " ".join(r[2] for r in raw)
-    for secret in ("2001:db8", "fe80", "d-aaaa", "d-bbbb", "d-cccc", "d-dddd", "10.1.2.3"):
+    for secret in ("2001:db8", "fe80", "d-aaaa", "d-bbbb", "d-cccc", "d-dddd", "10.1.2.3", "d-eeee", "d-ffff"):
         assert secret not in text, secret
     assert "a,b,1767225600,[identifier],[identifier],extra" not in text  # 6 fields: withheld, not guessed
     assert "withheld" in raw[0][2] or "withheld" in raw[1][2]
     assert '"from": "a"' in raw[2][2]  # what is not an identifier stays readable
-    assert [(c.rows_read, c.rows_stored, c.rows_quarantined) for c in counts] == [(3, 1, 2), (3, 1, 2)]
+    assert [(c.rows_read, c.rows_stored, c.rows_quarantined) for c in counts] == [(3, 1, 2), (5, 1, 4)]
 
 
 def test_a_rejected_line_with_quotes_or_escaped_keys_keeps_its_identifiers_hidden(tmp_path: Path) -> None:
