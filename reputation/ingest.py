@@ -652,8 +652,10 @@ def expand_files(source: Source) -> list[str]:
     pattern = source.pattern
     files = sorted(f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f))
     if not files:
-        what = "matches no file" if glob.has_magic(pattern) else "does not exist"
-        raise InputError(f"source {source.name!r}: input {pattern} {what}")
+        # named as the config gives it (the pattern has the config's folder glob-escaped)
+        shown = os.path.normpath(os.path.join(source.base_dir.resolve(), source.path))
+        what = "matches no file" if glob.has_magic(source.path) else "does not exist"
+        raise InputError(f"source {source.name!r}: input {shown} {what}")
     return files
 
 

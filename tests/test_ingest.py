@@ -385,6 +385,9 @@ def test_file_and_folder_names_are_taken_literally_not_as_patterns(tmp_path: Pat
     assert [(s, Path(f).name) for s, f in rows] == [("a", "xa.csv"), ("b", "b.csv"), ("br", "[b].csv"),
                                                     ("q", "x?.csv")]
     assert (counts[0].files, counts[0].rows_read, counts[0].rows_quarantined) == (4, 4, 0)
+    missing = _messages_source("m", "in/none.csv", "csv", columns='sender = "from"\nrecipient = "to"')
+    with pytest.raises(InputError, match=r"input .*/logs \[2\]/in/none\.csv does not exist"):
+        ingest_sources(duckdb.connect(), parse_config(f"{missing}", folder / "pipeline.toml"), "r1", KEY)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
