@@ -132,3 +132,26 @@ def test_a_message_to_oneself_is_no_reply(tmp_path: Path) -> None:
         "SELECT reply_rate, unsolicited_rate, fan_in FROM features WHERE account = 'me'").fetchall()[0]
     assert reply_rate == 0 and unsolicited == 1 and fan_in == 0
 
+
+
+def test_evaluate_leaves_out_accounts_an_analyst_decided(tmp_path: Path) -> None:
+    import polars as pl
+
+    from reputation.evaluate import evaluate_database
+
+    messages = _conversations(5) + [f"p1,s{i},u{i},2026-01-02T09:00:00Z,buy cheap watches now" for i in range(3)]
+    con = _run(tmp_path, messages, flags=["p1,s0,spam"], overrides=["p1,s1,spam"])
+    accounts = [a for (a,) in con.execute("SELECT account FROM accounts ORDER BY 1").fetchall()]
+    con.close()
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    n = len(accounts)
+    pl.DataFrame({"platform": ["p1"] * n, "account": accounts, "person_id": list(range(n)),
+                  "role": ["spammer" if a.startswith("s") else "honest" for a in accounts],
+                  "operator_id": pl.Series([None] * n, dtype=pl.Int64), "compromised": [False] * n,
+                  "compromised_at": pl.Series([None] * n, dtype=pl.Datetime("us", "UTC")),
+                  "evasion": pl.Series([[]] * n, dtype=pl.List(pl.String)),
+                  "flagged": [a in ("s0", "s1") for a in accounts], "wrongly_flagged": [False] * n}
+                 ).write_parquet(truth / "accounts.parquet")
+    report = evaluate_database(tmp_path / "out" / "r.duckdb", truth)
+    assert report["reputation"]["accounts_never_flagged"] == len(accounts) - 2  # s0 (flag) and s1 (override)

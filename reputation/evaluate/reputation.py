@@ -3,8 +3,8 @@
 Truth comes from ``truth/accounts.parquet`` (platform, account, person_id, role honest|bulk|spammer,
 compromised, ...). An account is *spam* (positive) when its role is ``spammer`` or it was compromised
 (it then sends an operator's spam). Every metric is computed on accounts **never flagged directly**
-(no row in ``flags`` for that account), because a directly flagged account's verdict is no test of the
-engine — except where stated.
+(no row in ``flags`` or ``overrides`` for that account), because the verdict of an account flagged or
+decided by an analyst is no test of the engine — except where stated.
 
 Metrics (the same code scores the baselines in ``benchmarks/baselines.py``):
 
@@ -62,7 +62,7 @@ WITH truth AS (
            (role = 'spammer' OR coalesce(compromised, false)) AS positive
     FROM read_parquet($truth)
 ),
-flagged AS (SELECT DISTINCT platform, account FROM flags),
+flagged AS (SELECT platform, account FROM flags UNION SELECT platform, account FROM overrides),
 spam_flagged AS (SELECT DISTINCT platform, account FROM flags WHERE label = 'spam'),
 person_flag_platforms AS (
     SELECT t.person_id, list(DISTINCT t.platform) AS platforms
@@ -178,7 +178,7 @@ EVIDENCE_TERMS = {
 }
 
 RANKING_ERRORS_SQL = """
-WITH flagged AS (SELECT DISTINCT platform, account FROM flags)
+WITH flagged AS (SELECT platform, account FROM flags UNION SELECT platform, account FROM overrides)
 SELECT (t.role = 'spammer' OR coalesce(t.compromised, false)) AS positive, r.score, e.logit,
        e.c_behaviour, e.c_graph, e.c_identity, e.c_campaign, e.c_direct
 FROM read_parquet($truth) t
