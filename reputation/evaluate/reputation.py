@@ -55,6 +55,14 @@ def average_precision(score: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.sum(precision * recall_gain))
 
 
+def _decided_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The accounts flagged directly or decided by an analyst (a database without ``overrides``: flags only)."""
+    q = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'overrides'"
+    has_overrides = con.execute(q).fetchall()[0][0] > 0
+    return ("SELECT platform, account FROM flags"
+            + (" UNION SELECT platform, account FROM overrides" if has_overrides else ""))
+
+
 POPULATION_SQL = """
 WITH truth AS (
     SELECT platform, account, person_id, role,
@@ -62,7 +70,7 @@ WITH truth AS (
            (role = 'spammer' OR coalesce(compromised, false)) AS positive
     FROM read_parquet($truth)
 ),
-flagged AS (SELECT platform, account FROM flags UNION SELECT platform, account FROM overrides),
+flagged AS ({decided}),
 spam_flagged AS (SELECT DISTINCT platform, account FROM flags WHERE label = 'spam'),
 person_flag_platforms AS (
     SELECT t.person_id, list(DISTINCT t.platform) AS platforms
@@ -109,7 +117,7 @@ def metrics_from_scores(con: duckdb.DuckDBPyConnection, truth_dir: str | Path, s
     truth = str(Path(truth_dir) / "accounts.parquet")
     con.register("_scores", scores)
     try:
-        cols = con.execute(POPULATION_SQL, {"truth": truth}).fetchnumpy()
+        cols = con.execute(POPULATION_SQL.format(decided=_decided_sql(con)), {"truth": truth}).fetchnumpy()
     finally:
         con.unregister("_scores")
     score = np.asarray(cols["score"], dtype=np.float64)
@@ -178,7 +186,7 @@ EVIDENCE_TERMS = {
 }
 
 RANKING_ERRORS_SQL = """
-WITH flagged AS (SELECT platform, account FROM flags UNION SELECT platform, account FROM overrides)
+WITH flagged AS ({decided})
 SELECT (t.role = 'spammer' OR coalesce(t.compromised, false)) AS positive, r.score, e.logit,
        e.c_behaviour, e.c_graph, e.c_identity, e.c_campaign, e.c_direct
 FROM read_parquet($truth) t
@@ -205,7 +213,8 @@ def ranking_errors(con: duckdb.DuckDBPyConnection, truth_dir: str | Path) -> dic
     outrank at least one positive), ``positives_misordered`` (positives scored no higher than the
     top legitimate account), ``by_cause`` (cause → misordered pairs) and ``roc_auc_without_own_behaviour``.
     """
-    cols = con.execute(RANKING_ERRORS_SQL, {"truth": str(Path(truth_dir) / "accounts.parquet")}).fetchnumpy()
+    cols = con.execute(RANKING_ERRORS_SQL.format(decided=_decided_sql(con)),
+                       {"truth": str(Path(truth_dir) / "accounts.parquet")}).fetchnumpy()
     positive = np.asarray(cols["positive"], dtype=bool)
     score = np.asarray(cols["score"], dtype=np.float64)
     neg = ~positive
