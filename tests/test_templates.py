@@ -365,12 +365,14 @@ def test_compiled_normalisation_equals_the_regex_one_on_tricky_texts() -> None:
 
 
 def test_normalising_keeps_the_vowel_signs_of_every_script() -> None:
-    texts = ["ठीक है धन्यवाद", "सीता की बात सुनी", "सोता को बीत सूना", "İstanbul'a geldim", "ขอบคุณครับ ผม"]
+    texts = ["ठीक है धन्यवाद", "सीता की बात सुनी", "सोता को बीत सूना", "İstanbul'a geldim", "ขอบคุณครับ ผม",
+             "love it \u2764\ufe0f so", "\u0301odd start"]
     out = normalise_texts(pa.array(texts)).to_pylist()
     assert out[0] == "ठीक है धन्यवाद" and len(out[0].split()) == 3  # "ok thanks": short, no template
     assert out[1] != out[2]  # different words stay different
     assert out[3].split() == ["i\u0307stanbul", "a", "geldim"]  # lower-case İ keeps its dot in the word
     assert len(out[4].split()) == 2
+    assert out[5] == "love it so" and out[6] == "odd start"  # a mark after no letter is no word
     same = [t for i, t in enumerate(texts) if i != 3]  # DuckDB lower-cases İ to a plain i: a documented difference
     sql = duckdb.sql(f"SELECT {NORMALISE_SQL} FROM (SELECT unnest(?) AS text)", params=[same]).fetchall()
     assert [r[0] for r in sql] == [o for i, o in enumerate(out) if i != 3]  # the SQL follows the same rules

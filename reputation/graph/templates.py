@@ -98,9 +98,10 @@ CLUSTER_TABLE = "template_clusters"
 #: vowel sign). For analysts reproducing templates in SQL: RE2 and polars' regex differ on a few Unicode
 #: details (a final sigma, a no-break space inside a URL); the pipeline uses :func:`normalise_texts`.
 NORMALISE_SQL = (
-    "trim(regexp_replace(regexp_replace(regexp_replace(lower(text), "
+    "trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(lower(' ' || text), "
     r"'(https?://|www\.)\S+', ' url ', 'g'), "
     r"'\pN+', '0', 'g'), "
+    r"'([^\pL\pN\pM])\pM+', '\1', 'g'), "
     r"'[^\pL\pM\pN]+', ' ', 'g'))"
 )
 
@@ -114,6 +115,9 @@ NORMALISE_CHUNK = 1_000_000
 #: would give the same text, but costs one replacement per word.
 _URL_RE = r"(https?://|www\.)\S+"
 _DIGITS_RE = r"\pN+"
+#: A combining mark that follows no letter or digit (an emoji's variation selector, say) goes with its
+#: symbol, so that it is not a word of its own.
+_ORPHAN_MARK_RE = r"([^\pL\pN\pM])\pM+"
 _SEPARATOR_RE = r" *[^\pL\pM\pN ][^\pL\pM\pN]*| {2,}"
 
 
@@ -144,6 +148,8 @@ def normalise_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     out = (s.str.to_lowercase()
            .str.replace_all(_URL_RE, " url ")
            .str.replace_all(_DIGITS_RE, "0")
+           .str.replace_all(_ORPHAN_MARK_RE, "$1")
+           .str.replace(r"^\pM+", "")
            .str.replace_all(_SEPARATOR_RE, " ")
            .str.strip_chars(" "))
     return out.to_arrow()
