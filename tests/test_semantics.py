@@ -134,24 +134,50 @@ def test_a_message_to_oneself_is_no_reply(tmp_path: Path) -> None:
 
 
 
-def test_evaluate_leaves_out_accounts_an_analyst_decided(tmp_path: Path) -> None:
+def _truth(tmp_path: Path, accounts: list[str], spammers: set[str], compromised: dict | None = None) -> Path:
+    """A generated world's truth/ folder for ``accounts`` of platform p1 (``compromised``: account → time)."""
     import polars as pl
 
-    from reputation.evaluate import evaluate_database
-
-    messages = _conversations(5) + [f"p1,s{i},u{i},2026-01-02T09:00:00Z,buy cheap watches now" for i in range(3)]
-    con = _run(tmp_path, messages, flags=["p1,s0,spam"], overrides=["p1,s1,spam"])
-    accounts = [a for (a,) in con.execute("SELECT account FROM accounts ORDER BY 1").fetchall()]
-    con.close()
+    compromised = compromised or {}
     truth = tmp_path / "truth"
     truth.mkdir()
     n = len(accounts)
     pl.DataFrame({"platform": ["p1"] * n, "account": accounts, "person_id": list(range(n)),
-                  "role": ["spammer" if a.startswith("s") else "honest" for a in accounts],
-                  "operator_id": pl.Series([None] * n, dtype=pl.Int64), "compromised": [False] * n,
-                  "compromised_at": pl.Series([None] * n, dtype=pl.Datetime("us", "UTC")),
+                  "role": ["spammer" if a in spammers else "honest" for a in accounts],
+                  "operator_id": pl.Series([None] * n, dtype=pl.Int64),
+                  "compromised": [a in compromised for a in accounts],
+                  "compromised_at": pl.Series([compromised.get(a) for a in accounts], dtype=pl.Datetime("us", "UTC")),
                   "evasion": pl.Series([[]] * n, dtype=pl.List(pl.String)),
-                  "flagged": [a in ("s0", "s1") for a in accounts], "wrongly_flagged": [False] * n}
-                 ).write_parquet(truth / "accounts.parquet")
+                  "flagged": [False] * n, "wrongly_flagged": [False] * n}).write_parquet(truth / "accounts.parquet")
+    return truth
+
+
+def _accounts(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [a for (a,) in con.execute("SELECT account FROM accounts ORDER BY 1").fetchall()]
+
+
+def test_evaluate_leaves_out_accounts_an_analyst_decided(tmp_path: Path) -> None:
+    from reputation.evaluate import evaluate_database
+
+    messages = _conversations(5) + [f"p1,s{i},u{i},2026-01-02T09:00:00Z,buy cheap watches now" for i in range(3)]
+    con = _run(tmp_path, messages, flags=["p1,s0,spam"], overrides=["p1,s1,spam"])
+    accounts = _accounts(con)
+    con.close()
+    truth = _truth(tmp_path, accounts, {a for a in accounts if a.startswith("s")})
     report = evaluate_database(tmp_path / "out" / "r.duckdb", truth)
     assert report["reputation"]["accounts_never_flagged"] == len(accounts) - 2  # s0 (flag) and s1 (override)
+
+
+def test_only_messages_after_a_takeover_make_victims(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from reputation.evaluate import evaluate_database
+
+    messages = _conversations(5) + ["p1,c,v1,2026-01-02T09:00:00Z,lunch tomorrow at noon then",
+                                    "p1,c,v2,2026-01-06T09:00:00Z,buy cheap watches now"]
+    con = _run(tmp_path, messages)
+    accounts = _accounts(con)
+    con.close()
+    truth = _truth(tmp_path, accounts, set(), compromised={"c": datetime(2026, 1, 5, tzinfo=UTC)})
+    report = evaluate_database(tmp_path / "out" / "r.duckdb", truth)
+    assert report["reputation"]["victim_accounts"] == 1  # v2; v1 heard from the owner, before the takeover

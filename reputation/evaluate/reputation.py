@@ -15,7 +15,8 @@ Metrics (the same code scores the baselines in ``benchmarks/baselines.py``):
   device) with any spam-flagged account.
 - ``bulk_sender_fpr``: ``spam`` verdicts among legitimate bulk senders.
 - ``compromised_recall``: ``spam`` verdicts among compromised accounts.
-- ``victim_fpr``: ``spam`` verdicts among honest accounts that received a message from a spam account.
+- ``victim_fpr``: ``spam`` verdicts among honest accounts that received a message from a spam account (from
+  a compromised account: one sent after ``compromised_at``).
 - ``ranking_errors``: where the ROC-AUC goes — the misordered (legitimate, spam) pairs, charged to the
   legitimate account's strongest evidence (:func:`ranking_errors`).
 - ``wrongly_flagged_spam_rate`` (directly flagged accounts, the one exception): ``spam`` verdicts among
@@ -67,7 +68,8 @@ POPULATION_SQL = """
 WITH truth AS (
     SELECT platform, account, person_id, role,
            coalesce(compromised, false) AS compromised,
-           (role = 'spammer' OR coalesce(compromised, false)) AS positive
+           (role = 'spammer' OR coalesce(compromised, false)) AS positive,
+           {compromised_at} AS compromised_at
     FROM read_parquet($truth)
 ),
 flagged AS ({decided}),
@@ -83,10 +85,11 @@ shared AS (  -- accounts sharing an identifier hash with a spam-flagged account 
     JOIN spam_flagged f ON f.platform = j.platform AND f.account = j.account
     WHERE NOT (i.platform = j.platform AND i.account = j.account)
 ),
-victims AS (
+victims AS (  -- a compromised account's messages from before it was taken over are its owner's, no spam
     SELECT DISTINCT m.platform, m.recipient AS account
     FROM messages m JOIN truth s ON s.platform = m.platform AND s.account = m.sender AND s.positive
     WHERE m.recipient IS NOT NULL
+      AND (s.role = 'spammer' OR s.compromised_at IS NULL OR m.sent_at >= s.compromised_at)
 )
 SELECT t.platform, t.account, t.role, t.compromised, t.positive,
        s.score, s.verdict,
@@ -117,7 +120,13 @@ def metrics_from_scores(con: duckdb.DuckDBPyConnection, truth_dir: str | Path, s
     truth = str(Path(truth_dir) / "accounts.parquet")
     con.register("_scores", scores)
     try:
-        cols = con.execute(POPULATION_SQL.format(decided=_decided_sql(con)), {"truth": truth}).fetchnumpy()
+        has_time = con.execute("SELECT count(*) FROM parquet_schema(?) WHERE name = 'compromised_at'",
+                               [truth]).fetchall()[0][0] > 0
+        # UTC wall time, as messages.sent_at is stored (truth has a time zone; a plain cast would use the
+        # session's); a truth without the column counts every message of a compromised account
+        compromised_at = "timezone('UTC', compromised_at)" if has_time else "CAST(NULL AS TIMESTAMP)"
+        cols = con.execute(POPULATION_SQL.format(decided=_decided_sql(con), compromised_at=compromised_at),
+                           {"truth": truth}).fetchnumpy()
     finally:
         con.unregister("_scores")
     score = np.asarray(cols["score"], dtype=np.float64)
