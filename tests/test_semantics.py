@@ -181,3 +181,13 @@ def test_only_messages_after_a_takeover_make_victims(tmp_path: Path) -> None:
     truth = _truth(tmp_path, accounts, set(), compromised={"c": datetime(2026, 1, 5, tzinfo=UTC)})
     report = evaluate_database(tmp_path / "out" / "r.duckdb", truth)
     assert report["reputation"]["victim_accounts"] == 1  # v2; v1 heard from the owner, before the takeover
+
+
+def test_a_person_declared_as_a_star_of_links_is_one_identity(tmp_path: Path) -> None:
+    # one person's four accounts, declared as links from the first to each other one (a star)
+    messages = _conversations(10) + [f"{p},{a},u{i},2026-01-0{1 + i}T09:00:00Z,note number {i}"
+                                     for i, (p, a) in enumerate([("p1", "a"), ("p2", "b"), ("p3", "c"), ("p4", "d")])]
+    con = _run(tmp_path, messages, links=["p1,a,p2,b", "p1,a,p3,c", "p1,a,p4,d"])
+    ids = con.execute("SELECT count(DISTINCT identity_id), max(size) FROM identities WHERE account IN "
+                      "('a', 'b', 'c', 'd')").fetchall()
+    assert ids == [(1, 4)]

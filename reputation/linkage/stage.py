@@ -262,6 +262,16 @@ def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         edges = {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64), "probability": np.zeros(0)}
     a, b = np.asarray(edges["a"], np.int64), np.asarray(edges["b"], np.int64)
     prob = np.asarray(edges["probability"], np.float64)
+    if table_exists(con, "known_links"):  # declared same-person groups stay whole (chains, stars)
+        declared = con.sql("""
+            SELECT x.node AS a, y.node AS b
+            FROM known_links k
+            JOIN _lk_nodes x ON x.platform = k.platform_a AND x.account = k.account_a
+            JOIN _lk_nodes y ON y.platform = k.platform_b AND y.account = k.account_b
+            ORDER BY a, b
+        """).fetchnumpy()
+        a, b, prob = clustering.with_declared_cliques(n, a, b, prob, declared["a"], declared["b"],
+                                                      max_size=s.max_identity_size)
     labels = clustering.cluster(n, a, b, prob, threshold=s.identity_threshold, max_size=s.max_identity_size)
     if s.attach_silent_probability <= 1.0 and table_exists(con, "features"):
         silent = con.sql("""
