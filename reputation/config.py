@@ -88,12 +88,16 @@ class Source:
     csv: CsvOptions = field(default_factory=CsvOptions)
 
     @property
+    def full_path(self) -> str:
+        """``path`` made absolute against the config's folder, as written (for messages)."""
+        return os.path.normpath(os.path.join(self.base_dir.resolve(), self.path))
+
+    @property
     def pattern(self) -> str:
         """The absolute path or glob of the source's files; the config's folder is taken literally (a
         folder named ``data [2]`` is no pattern), only ``path`` may hold glob patterns."""
-        p = Path(self.path)
-        if p.is_absolute():
-            return str(p)
+        if Path(self.path).is_absolute():
+            return str(Path(self.path))
         return os.path.normpath(os.path.join(glob.escape(str(self.base_dir.resolve())), self.path))
 
     def timestamp_format(self, column: str) -> TimestampFormat:

@@ -222,9 +222,14 @@ def _row_checks(table: str, typed: dict[str, str]) -> list[tuple[str, str, str]]
 # ---------------------------------------------------------------------------------------------------
 # Readers: each returns SQL selecting __row (1-based data row) and one VARCHAR column per mapped field.
 
+def _delimiter(source: Source) -> str:
+    """The CSV delimiter of ``source`` as a character (the config spells a tab ``\\t``)."""
+    return "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
+
+
 def _csv_options(source: Source) -> str:
     """read_csv options; the column names and types come from the $cols parameter (see _csv_header)."""
-    delim = "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
+    delim = _delimiter(source)
     return (f"columns = $cols, auto_detect = false, header = {str(source.csv.header).lower()}, "
             f"delim = {_sql_str(delim)}, quote = {_sql_str(source.csv.quote)}, escape = {_sql_str(source.csv.quote)}, "
             f"max_line_size = {MAX_LINE_BYTES}")
@@ -236,7 +241,7 @@ def _csv_header(source: Source, path: str) -> list[str]:
     Read with Python's csv module rather than DuckDB's sniffer, so that a bad byte or a ragged line
     further down quarantines that row instead of failing the whole file.
     """
-    delim = "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
+    delim = _delimiter(source)
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:  # -sig: drops a byte-order mark
         first = next(csv.reader(fh, delimiter=delim, quotechar=source.csv.quote), [])
     if not source.csv.header:
@@ -260,11 +265,12 @@ def _file_columns(con: duckdb.DuckDBPyConnection, source: Source, path: str) -> 
         try:
             return [r[0] for r in con.execute(q, {"f": glob.escape(path)}).fetchall()]
         except duckdb.Error as exc:
-            raise InputError(f"source {source.name!r}: cannot read Parquet file {path}: {_first_line(exc)}") from None
+            raise InputError(f"source {source.name!r}: cannot read Parquet file {path}: {first_line(exc)}") from None
     return _csv_header(source, path)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none), for one-line errors."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
@@ -466,7 +472,7 @@ class _FileIngest:
             con.execute(sql, _bind(sql, params))
         except duckdb.Error as exc:
             raise InputError(f"source {source.name!r}: cannot read {source.format} file {path}: "
-                             f"{_first_line(exc)}") from None
+                             f"{first_line(exc)}") from None
         rejected = self._rejects(con, path, v, list(params.get("cols", {}))) if source.format != "parquet" else 0
         n_read, n_bad = con.execute(f"SELECT count(*), count(__check) FROM {v}").fetchall()[0]
         if source.format == "ndjson" and n_read > n_bad:
@@ -553,7 +559,7 @@ class _FileIngest:
             SELECT rec + i - 1, rec, CASE WHEN i = 1 THEN error_type ELSE 'SWALLOWED' END,
                    CASE WHEN i = 1 THEN column_name END, msg, part
             FROM (SELECT rec, error_type, column_name, msg, unnest(parts) AS part,
-                         generate_subscripts(parts, 1) AS i, len(parts) AS n
+                         generate_subscripts(parts, 1) AS i
                   -- the line as DuckDB keeps it: in a CRLF file it may begin with the previous line's LF
                   FROM (SELECT *, list_transform(string_split(trim(csv_line, chr(10) || chr(13)), chr(10)),
                                                  lambda x: rtrim(x, chr(13))) AS parts FROM _rej1
@@ -567,7 +573,7 @@ class _FileIngest:
         if source.format == "ndjson":
             line = _mask_json_keys_sql("csv_line", identifier_columns)
         else:
-            delim = "\t" if source.csv.delimiter == "\\t" else source.csv.delimiter
+            delim = _delimiter(source)
             positions = [i + 1 for i, name in enumerate(file_columns) if name in identifier_columns]
             line = _mask_csv_fields_sql("rtrim(csv_line, chr(13))", delim, source.csv.quote, len(file_columns),
                                         positions)
@@ -652,10 +658,8 @@ def expand_files(source: Source) -> list[str]:
     pattern = source.pattern
     files = sorted(f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f))
     if not files:
-        # named as the config gives it (the pattern has the config's folder glob-escaped)
-        shown = os.path.normpath(os.path.join(source.base_dir.resolve(), source.path))
         what = "matches no file" if glob.has_magic(source.path) else "does not exist"
-        raise InputError(f"source {source.name!r}: input {shown} {what}")
+        raise InputError(f"source {source.name!r}: input {source.full_path} {what}")
     return files
 
 

@@ -45,6 +45,7 @@ from .ingest import (
     build_accounts,
     build_identifiers,
     finish_input_tables,
+    first_line,
     ingest_sources,
     redact,
 )
@@ -57,6 +58,13 @@ log = logging.getLogger("reputation")
 StageFn = Callable[[duckdb.DuckDBPyConnection, StageContext], int]
 
 
+#: The record of a failed run in ``runs`` (also for the records a locked database made wait in a file).
+FAILED_RUN_FIELDS = ("run_id", "started_at", "finished_at", "config_path", "config_hash", "error", "tool_version")
+FAILED_RUN_SQL = """
+    INSERT INTO runs (run_id, started_at, finished_at, status, config_path, config_hash, error, tool_version)
+    SELECT $run_id, $started_at::TIMESTAMP, $finished_at::TIMESTAMP, 'failed', $config_path, $config_hash, $error,
+           $tool_version
+    WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $run_id)"""
 #: The file that marks a folder as a run's exports (the folder is replaced whole at publish).
 EXPORTS_MARKER = ".reputation-exports"
 #: What an exports folder of an earlier version, without the marker, may hold.
@@ -405,13 +413,7 @@ class _Runner:
                 row = json.loads(line)
             except ValueError:
                 continue
-            con.execute("""INSERT INTO runs (run_id, started_at, finished_at, status, config_path, config_hash,
-                           error, tool_version)
-                           SELECT $run_id, $started_at::TIMESTAMP, $finished_at::TIMESTAMP, 'failed', $config_path,
-                                  $config_hash, $error, $tool_version
-                           WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $run_id)""",
-                        {k: row.get(k) for k in ("run_id", "started_at", "finished_at", "config_path",
-                                                 "config_hash", "error", "tool_version")})
+            con.execute(FAILED_RUN_SQL, {k: row.get(k) for k in FAILED_RUN_FIELDS})
 
     def _record_failure(self, message: str, run_id: str | None = None, started: datetime | None = None,
                         stage: str | None = None) -> None:
@@ -431,16 +433,13 @@ class _Runner:
             pending = self._pending_runs_file()
             with open(pending, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row, default=str) + "\n")
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("run %s failed; %s is in use (%s), so the failure is recorded in %s and moves into the "
-                      "runs table with the next run", row["run_id"], self.database, reason, pending)
+                      "runs table with the next run", row["run_id"], self.database, first_line(exc), pending)
             return
         try:
             for name in ("runs", "run_sources", "stage_metrics"):
                 con.execute(STORED_TABLES[name].ddl().replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
-            con.execute("""INSERT INTO runs (run_id, started_at, finished_at, status, config_path, config_hash,
-                           error, tool_version) VALUES ($run_id, $started_at, $finished_at, 'failed', $config_path,
-                           $config_hash, $error, $tool_version)""", row)
+            con.execute(FAILED_RUN_SQL, row)
         finally:
             con.close()
 

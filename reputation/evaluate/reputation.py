@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..scoring.prior import roc_auc
+from ..scoring.propagation import table_exists
 
 
 def average_precision(score: np.ndarray, y: np.ndarray) -> float | None:
@@ -58,10 +59,8 @@ def average_precision(score: np.ndarray, y: np.ndarray) -> float | None:
 
 def _decided_sql(con: duckdb.DuckDBPyConnection) -> str:
     """The accounts flagged directly or decided by an analyst (a database without ``overrides``: flags only)."""
-    q = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'overrides'"
-    has_overrides = con.execute(q).fetchall()[0][0] > 0
     return ("SELECT platform, account FROM flags"
-            + (" UNION SELECT platform, account FROM overrides" if has_overrides else ""))
+            + (" UNION SELECT platform, account FROM overrides" if table_exists(con, "overrides") else ""))
 
 
 POPULATION_SQL = """
