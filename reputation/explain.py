@@ -316,16 +316,17 @@ def evidence_graph(con: duckdb.DuckDBPyConnection, platform: str, account: str,
                    max_contacts: int = 50) -> nx.Graph:
     """The account's evidence neighbourhood: identity mates, links, campaign mates, reciprocated contacts.
 
-    Nodes are ``"platform:account"`` with attributes platform, account, score, verdict, focus; edges carry
+    Nodes are :func:`graph_node_id` (``"platform:account"``, escaped so that no two accounts share one) with
+    attributes platform, account, score, verdict, focus; edges carry
     ``kind`` (same_identity, link, campaign, reciprocated) and a ``weight`` (link probability, 1 otherwise).
     At most ``max_contacts`` reciprocated contacts (most messages first) are included.
     """
     expl = explain(con, platform, account)
     g = nx.Graph()
-    me = f"{platform}:{account}"
+    me = graph_node_id(platform, account)
 
     def node(p: str, a: str) -> str:
-        n = f"{p}:{a}"
+        n = graph_node_id(p, a)
         if n not in g:
             g.add_node(n, platform=p, account=a, focus=(n == me))
         return n
@@ -351,14 +352,38 @@ def evidence_graph(con: duckdb.DuckDBPyConnection, platform: str, account: str,
             n = node(p, a)
             if not g.has_edge(me, n):
                 g.add_edge(me, n, kind="reciprocated", weight=1.0, messages=int(msgs))
-    names = list(g.nodes)
-    if names and table_exists(con, "reputation"):
-        rows = con.execute("SELECT platform || ':' || account, score, verdict FROM reputation "
-                           "WHERE list_contains(?, platform || ':' || account)", [names]).fetchall()
-        for n, score, verdict in rows:
-            g.nodes[n]["score"] = float(score)
-            g.nodes[n]["verdict"] = verdict
+    if table_exists(con, "reputation"):
+        nodes = list(g.nodes(data=True))
+        rows = con.execute("SELECT r.platform, r.account, r.score, r.verdict FROM reputation r "
+                           "SEMI JOIN (SELECT unnest(?) AS platform, unnest(?) AS account) n "
+                           "USING (platform, account)",
+                           [[d["platform"] for _, d in nodes], [d["account"] for _, d in nodes]]).fetchall()
+        for p, a, score, verdict in rows:
+            n = g.nodes[graph_node_id(p, a)]
+            n["score"] = float(score)
+            n["verdict"] = verdict
     return g
+
+
+_NODE_ID_ESCAPE = re.compile("[%\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NODE_ID_ESCAPE_PLATFORM = re.compile("[%:\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _percent(match: re.Match[str]) -> str:
+    return "".join(f"%{b:02X}" for b in match.group().encode("utf-8", "surrogatepass"))
+
+
+def graph_node_id(platform: str, account: str) -> str:
+    """The evidence graph's node id of an account: ``"platform:account"``, readable, and one per account.
+
+    ``%`` is percent-encoded in both parts, ``:`` in the platform and the characters XML cannot hold in
+    both, so the first ``:`` always ends the platform and no two accounts share an id (``a:b`` + ``c`` and
+    ``a`` + ``b:c`` do not).
+
+    >>> graph_node_id("mail", "bob:1"), graph_node_id("mail:eu", "bob")
+    ('mail:bob:1', 'mail%3Aeu:bob')
+    """
+    return f"{_NODE_ID_ESCAPE_PLATFORM.sub(_percent, platform)}:{_NODE_ID_ESCAPE.sub(_percent, account)}"
 
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
