@@ -284,11 +284,13 @@ def _check_mapped(source: Source, path: str, available: list[str]) -> None:
                 f"its columns are {shown}"))
 
 
-def _reader_sql(source: Source) -> str:
+def _reader_sql(source: Source, file_columns: list[str] | None = None) -> str:
     """SQL over parameter $fread (the file, glob-escaped) yielding __row and s_<canonical> VARCHAR columns.
 
     NDJSON is read as text lines (so one malformed line is one quarantined row) and also yields
-    ``line`` and ``__ok`` (the line is a JSON object).
+    ``line`` and ``__ok`` (the line is a JSON object). ``file_columns`` are the file's own columns (Parquet:
+    a file column named ``file_row_number`` takes the name of DuckDB's row-number column, and such a file's
+    rows are numbered in scan order instead, as a CSV's are).
     """
     if source.format == "ndjson":
         # One parse per line: extract every mapped key at once into a list, then pick the elements.
@@ -308,7 +310,9 @@ def _reader_sql(source: Source) -> str:
     # happens to be called __row or s_text can neither clash with them nor stand in for them
     cols = ", ".join(f"CAST({_qi(column)} AS VARCHAR) AS s_{c}" for c, column in source.columns.items())
     names = ", ".join(["__row", *(f"s_{c}" for c in source.columns)])
-    if source.format == "parquet":
+    if source.format == "parquet" and any(c.lower() == "file_row_number" for c in file_columns or []):
+        scan = f"SELECT {cols}, row_number() OVER () AS __row FROM read_parquet($fread)"
+    elif source.format == "parquet":
         scan = (f"SELECT {cols}, file_row_number + 1 AS __row "
                 "FROM read_parquet($fread, file_row_number = true)")
     else:
@@ -421,6 +425,7 @@ class _FileIngest:
             log.warning("source %s: file %s is empty", source.name, path)
             return None
         params = self.params(path)
+        available: list[str] = []
         if source.format in ("parquet", "csv"):
             available = _file_columns(con, source, path)
             _check_mapped(source, path, available)
@@ -462,7 +467,7 @@ class _FileIngest:
             line = _mask_json_keys_sql("line", [source.columns[c.name] for c in mapped if c.kind == "identifier"
                                                 and c.name in source.columns])
             raw_json = f"CASE WHEN __ok THEN {raw_json} ELSE left({_redact_sql(line)}, {RAW_TEXT_CHARS}) END"
-        reader = _reader_sql(source)
+        reader = _reader_sql(source, available)
         con.execute(f"DROP TABLE IF EXISTS _rej_errors; DROP TABLE IF EXISTS _rej_scans; DROP TABLE IF EXISTS {v}; "
                     f"DROP TABLE IF EXISTS {v}_rej")
         select_typed = ", ".join(f"{typed[c.name]} AS {_qi('t_' + c.name)}" for c in self.table.columns)

@@ -276,6 +276,24 @@ def test_parquet_rows_and_identifier_hashing(tmp_path: Path) -> None:
     assert "10.0.0.1" not in stored and "DEV-1" not in stored
 
 
+@pytest.mark.parametrize("name", ["file_row_number", "File_Row_Number"])
+def test_parquet_file_with_a_column_named_like_duckdbs_row_number(tmp_path: Path, name: str) -> None:
+    # DuckDB's row-number column has that fixed name; such a file's rows are numbered in scan order, and the
+    # file's own column may even be one of the mapped ones
+    con = duckdb.connect()
+    con.execute(f"""COPY (SELECT 'a' || range AS s, 'b' AS r, 'm' || (range * 7) AS {name},
+                              CASE WHEN range = 2 THEN 'not a time' ELSE '2026-01-01 10:00:00' END AS ts
+                          FROM range(5)) TO '{tmp_path / "m.parquet"}' (FORMAT parquet)""")
+    src = _messages_source("m", "m.parquet", "parquet",
+                           columns=f'sender = "s"\nrecipient = "r"\nsent_at = "ts"\nmessage_id = "{name}"')
+    con, counts = _ingest(tmp_path, src)
+    assert con.execute("SELECT source_row, sender, message_id FROM messages ORDER BY source_row").fetchall() == [
+        (1, "a0", "m0"), (2, "a1", "m7"), (4, "a3", "m21"), (5, "a4", "m28")]
+    [(row, field, reason)] = _quarantine(con)
+    assert (row, field) == (3, "sent_at") and "unparseable timestamp" in reason
+    assert (counts[0].rows_read, counts[0].rows_stored, counts[0].rows_quarantined) == (5, 4, 1)
+
+
 def test_files_stored_together_hash_every_files_identifiers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # one INSERT for both files: one hash lookup over the values of both, each row keeps its own file
     monkeypatch.setattr(ingest, "ThreadPoolExecutor", _ReadAtOnce)
