@@ -24,6 +24,7 @@ from reputation.graph.templates import (
     minhash_signatures,
     normalise_texts,
     normalised_buffers,
+    text_tokens,
 )
 from reputation.schema import STORED_TABLES
 
@@ -376,3 +377,66 @@ def test_normalising_keeps_the_vowel_signs_of_every_script() -> None:
     same = [t for i, t in enumerate(texts) if i != 3]  # DuckDB lower-cases İ to a plain i: a documented difference
     sql = duckdb.sql(f"SELECT {NORMALISE_SQL} FROM (SELECT unnest(?) AS text)", params=[same]).fetchall()
     assert [r[0] for r in sql] == [o for i, o in enumerate(out) if i != 3]  # the SQL follows the same rules
+
+
+def test_compiled_tokenisers_equal_text_tokens_in_scripts_without_spaces() -> None:
+    from reputation.graph._kernels import minhash_texts, text_hashes
+    from reputation.graph.templates import _hash_family, _string_buffers
+    rng = random.Random(8)
+    # Chinese, Japanese (kana, kanji, iteration mark, half-width katakana), Thai with its vowel signs, a
+    # supplementary-plane ideograph, and scripts that do use spaces (Latin, Hangul, Cyrillic, emoji)
+    vocab = ["便宜", "手机", "免费送货", "今日だけ", "ｶﾀｶﾅ", "人々", "สวัสดีครับ", "\U00020000字", "iphone手机",
+             "手机iphone", "a手b", "手", "sale", "0", "url", "안녕하세요", "привет", "\U0001f600", "naïve"]
+    texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 12))) for _ in range(400)]
+    texts[0] = "手"  # one lone character
+    data, offsets = _string_buffers(pa.array(texts, pa.large_string()))
+    _, words = text_hashes(data, offsets[:-1], offsets[1:])
+    assert words.tolist() == [len(text_tokens(t)) for t in texts]
+    pick = np.arange(len(texts), dtype=np.int64)
+    for bigrams in (False, True):
+        mul, add = _hash_family(32, 11)
+        keys = np.zeros((8, len(texts)), dtype=np.uint64)
+        low = np.zeros((len(texts), 32), dtype=np.uint8)
+        minhash_texts(data, offsets[:-1], offsets[1:], pick, pick, mul, add, 8, 4, bigrams, keys, low)
+        hashes = []
+        for t in texts:
+            h = [_word_hash(w) for w in text_tokens(t)]
+            if bigrams:
+                h += [_mixed_pair(a, b) for a, b in zip(h, h[1:], strict=False)]
+            hashes.append(np.array(h, dtype=np.uint64))
+        ids = np.concatenate([np.full(len(h), i) for i, h in enumerate(hashes)])
+        sig = minhash_signatures(ids, np.concatenate(hashes), len(texts), num_perm=32, seed=11)
+        assert (keys == band_keys(sig, 8, 4)).all() and (low == (sig & 0xFF)).all()
+
+
+def _mixed_pair(a: int, b: int) -> int:
+    """The hash minhash_texts gives two consecutive tokens (``bigrams``): fmix64(a * FNV ^ b)."""
+    mask = 2**64 - 1
+    h = ((a * 0x100000001B3) & mask) ^ b
+    for shift, mul in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB93FE53B1A85)):
+        h = ((h ^ (h >> shift)) * mul) & mask
+    return h ^ (h >> 33)
+
+
+# a fixed frame with a few words varied per copy, as a spammer's template is (every phrase spun, two
+# copies share about 30% of their bigrams, as little as two unrelated English texts share words)
+CHINESE_SPAM = ("{便宜|特价}手机大甩卖，全国包邮，{今天|本周}下单立减{五十|一百}元，数量有限先到先得，"
+                "详情请{访问|点击} {url}")
+CHINESE_CHAT = ["你今天下午有空吗我们去喝咖啡吧", "明天的会议改到十点了请通知大家", "我刚看完那本书真的很好看推荐给你",
+                "周末天气不错要不要一起去爬山", "好的谢谢", "好的谢谢", "收到", "收到"]
+
+
+def test_chinese_spam_gets_one_template_and_chinese_chat_none() -> None:
+    rng = random.Random(4)
+    rows = [("p" if i % 2 else "q", f"spam{i % 3}", f"v{i}", None, T0 + timedelta(hours=i), spin(CHINESE_SPAM, rng))
+            for i in range(30)]
+    rows += [("p", f"h{i}", f"h{i + 1}", None, T0 + timedelta(hours=i), text) for i, text in enumerate(CHINESE_CHAT)]
+    con = _con(rows)
+    build_templates(con, CTX)
+    spam = _templates_of(con, "account LIKE 'spam%'")
+    assert len(spam) == 1
+    assert con.execute("SELECT senders, platforms, messages FROM template_clusters WHERE template_id = ?",
+                       [spam.pop()]).fetchall() == [(6, 2, 30)]  # 3 names on 2 platforms
+    # each longer chat line is its own template; "ok thanks" (好的谢谢, 3 bigrams) and "got it" get none
+    honest = con.execute("SELECT account, template_id FROM templates WHERE account LIKE 'h%' ORDER BY 1").fetchall()
+    assert [a for a, _ in honest] == ["h0", "h1", "h2", "h3"] and len({t for _, t in honest}) == 4

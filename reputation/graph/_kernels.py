@@ -279,29 +279,147 @@ def _fmix64(h: np.uint64) -> np.uint64:  # pragma: no cover
     return h
 
 
+@njit(cache=True, inline="always")
+def _char_at(data: np.ndarray, j: int, end: int) -> tuple[int, int]:  # pragma: no cover
+    """The code point starting at byte ``j`` of valid UTF-8 and its length in bytes (1 to 4)."""
+    c = int(data[j])
+    if c < 0x80:
+        return c, 1
+    if c < 0xE0:
+        return ((c & 0x1F) << 6) | (int(data[j + 1]) & 0x3F), 2
+    if c < 0xF0:
+        return ((c & 0x0F) << 12) | ((int(data[j + 1]) & 0x3F) << 6) | (int(data[j + 2]) & 0x3F), 3
+    return (((c & 0x07) << 18) | ((int(data[j + 1]) & 0x3F) << 12) | ((int(data[j + 2]) & 0x3F) << 6)
+            | (int(data[j + 3]) & 0x3F)), 4
+
+
+@njit(cache=True, inline="always")
+def _is_unspaced(cp: int) -> bool:  # pragma: no cover
+    """Whether code point ``cp`` belongs to a script written without spaces between words: Thai, Lao,
+    Myanmar, Khmer, Japanese kana, CJK ideographs (the ranges of
+    :data:`reputation.graph.templates.UNSPACED_RANGES`)."""
+    if cp < 0x0E00:
+        return False
+    return ((0x0E00 <= cp <= 0x0EFF) or (0x1000 <= cp <= 0x109F) or (0x1780 <= cp <= 0x17FF)
+            or (0x3005 <= cp <= 0x3007) or (0x3040 <= cp <= 0x30FF) or (0x3400 <= cp <= 0x4DBF)
+            or (0x4E00 <= cp <= 0x9FFF) or (0xF900 <= cp <= 0xFAFF) or (0xFF66 <= cp <= 0xFF9F)
+            or (0x20000 <= cp <= 0x3FFFF))
+
+
+@njit(cache=True, inline="always")
+def _has_unspaced(data: np.ndarray, start: int, end: int) -> bool:  # pragma: no cover
+    """Whether ``data[start:end]`` holds a character of :func:`_is_unspaced` (all of them take 3 or 4
+    bytes, so shorter characters are skipped undecoded)."""
+    j = start
+    while j < end:
+        c = data[j]
+        if c < 0xE0:
+            j += 1
+            continue
+        cp, n = _char_at(data, j, end)
+        if _is_unspaced(cp):
+            return True
+        j += n
+    return False
+
+
+@njit(cache=True, inline="always")
+def _bytes_hash(data: np.ndarray, a: int, b: int) -> np.uint64:  # pragma: no cover
+    h = _FNV_OFFSET
+    for j in range(a, b):
+        h = (h ^ np.uint64(data[j])) * _FNV
+    return _fmix64(h)
+
+
+@njit(cache=True, inline="always")
+def _unspaced_tokens(data: np.ndarray, start: int, end: int, sig: np.ndarray, mul: np.ndarray,
+                     add: np.ndarray, bigrams: bool, count_only: bool) -> int:  # pragma: no cover
+    """The tokens of :func:`reputation.graph.templates.text_tokens` in ``data[start:end]``: counted, and
+    unless ``count_only`` folded into ``sig`` as :func:`minhash_texts` folds words (with ``bigrams``,
+    each pair of consecutive tokens too).
+
+    A word is cut into runs of :func:`_is_unspaced` characters and runs of other characters; a run of
+    the second kind is one token, a run of the first its overlapping two-character bigrams (a lone
+    character is a token of its own). Returns the number of tokens.
+    """
+    count = 0
+    prev = np.uint64(0)
+    other_start = -1  # start of the open run of other characters, or -1
+    char_start = 0  # start of the last character of the open unspaced run
+    run = 0  # characters in the open unspaced run (an open run of other characters resets it to 0)
+    j = start
+    while True:
+        # at most one token ends at each character: [a, b) is its bytes
+        a = -1
+        b = -1
+        n = 1
+        if j >= end or data[j] == _SPACE:  # a word ends
+            if other_start >= 0:
+                a, b = other_start, j
+            elif run == 1:
+                a, b = char_start, j
+            other_start = -1
+            run = 0
+        else:
+            cp, n = _char_at(data, j, end)
+            if _is_unspaced(cp):
+                if other_start >= 0:
+                    a, b = other_start, j
+                    other_start = -1
+                elif run >= 1:
+                    a, b = char_start, j + n  # a bigram: the previous character and this one
+                run += 1
+                char_start = j
+            else:
+                if run == 1:
+                    a, b = char_start, j
+                run = 0
+                if other_start < 0:
+                    other_start = j
+        if a >= 0:
+            count += 1
+            if not count_only:
+                x = _bytes_hash(data, a, b)
+                _take_min(sig, x, mul, add)
+                if bigrams and count > 1:
+                    _take_min(sig, _fmix64(prev * _FNV ^ x), mul, add)
+                prev = x
+        if j >= end:
+            return count
+        j += n
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def text_hashes(data: np.ndarray, starts: np.ndarray,
                 ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """64-bit hash and word count of each normalised text in a byte buffer.
+    """64-bit hash and token count of each normalised text in a byte buffer.
 
     Text ``t`` is ``data[starts[t]:ends[t]]`` (UTF-8 bytes; words separated by single spaces, no
     leading or trailing space, as :func:`reputation.graph.templates.normalise_texts` leaves them; for an
     Arrow string buffer ``starts, ends = offsets[:-1], offsets[1:]``). The hash is FNV-1a over the
-    bytes, finalised with :func:`_fmix64`; the empty text has 0 words.
+    bytes, finalised with :func:`_fmix64`. The tokens are the words, except in scripts written without
+    spaces (:func:`_is_unspaced`), whose runs count as their character bigrams
+    (:func:`reputation.graph.templates.text_tokens`); the empty text has 0 tokens.
     """
     n = len(starts)
     hashes = np.empty(n, dtype=np.uint64)
     words = np.empty(n, dtype=np.int32)
+    none = np.empty(0, dtype=np.uint64)
     for t in prange(n):
         h = _FNV_OFFSET
         spaces = 0
+        bits = np.uint8(0)  # >= 0xE0 if the text may hold a 3- or 4-byte character (a script without spaces)
         for j in range(starts[t], ends[t]):
             c = data[j]
             h = (h ^ np.uint64(c)) * _FNV
+            bits |= c
             if c == _SPACE:
                 spaces += 1
         hashes[t] = _fmix64(h)
-        words[t] = spaces + 1 if ends[t] > starts[t] else 0
+        if bits >= 0xE0 and _has_unspaced(data, starts[t], ends[t]):
+            words[t] = _unspaced_tokens(data, starts[t], ends[t], none, none, none, False, True)
+        else:
+            words[t] = spaces + 1 if ends[t] > starts[t] else 0
     return hashes, words
 
 
@@ -314,11 +432,13 @@ def minhash_texts(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, positi
 
     For each ``k``, text ``positions[k]`` (see :func:`text_hashes` for the layout) is split at spaces;
     each word's bytes are hashed (FNV-1a + :func:`_fmix64`), and with ``bigrams`` each pair of
-    consecutive words adds the mixed hash of the two. Signature value ``i`` is the minimum over the
-    shingle hashes ``x`` of ``((mul[i]·x + add[i]) mod 2^64) >> 32`` (the family of
-    ``reputation.graph.templates.minhash_signatures``); its band keys go to column ``out_rows[k]`` of
-    ``keys`` and its low bytes to row ``out_rows[k]`` of ``low`` (see :func:`_finish_signature`). Every
-    selected text must have at least one word.
+    consecutive words adds the mixed hash of the two. A text holding a script written without spaces is
+    split into the tokens of :func:`reputation.graph.templates.text_tokens` instead (character bigrams
+    of those scripts' runs, words elsewhere; :func:`_unspaced_tokens`), each hashed the same way.
+    Signature value ``i`` is the minimum over the shingle hashes ``x`` of ``((mul[i]·x + add[i]) mod 2^64)
+    >> 32`` (the family of ``reputation.graph.templates.minhash_signatures``); its band keys go to column
+    ``out_rows[k]`` of ``keys`` and its low bytes to row ``out_rows[k]`` of ``low`` (see
+    :func:`_finish_signature`). Every selected text must have at least one word.
     """
     num_perm = len(mul)
     n = len(positions)
@@ -330,6 +450,13 @@ def minhash_texts(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, positi
             sig[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
             start = starts[t]
             end = ends[t]
+            bits = np.uint8(0)  # an OR over the bytes (vectorised) spares most texts the exact test
+            for j in range(start, end):
+                bits |= data[j]
+            if bits >= 0xE0 and _has_unspaced(data, start, end):
+                _unspaced_tokens(data, start, end, sig, mul, add, bigrams, False)
+                _finish_signature(sig, bands, rows, keys, low, out_rows[k])
+                continue
             h = _FNV_OFFSET
             prev = np.uint64(0)
             first = True

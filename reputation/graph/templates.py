@@ -11,6 +11,8 @@ whose text is long enough a ``template_id`` shared by all its near-copies on eve
    Messages are joined back once, at the end, by the 64-bit hash of their raw text.
 2. Work on the **distinct** normalised texts only. Texts with fewer than ``min_tokens`` words ("ok",
    "thanks, see you") get no template: short phrases are said by everyone and must not form clusters.
+   A "word" is a token of :func:`text_tokens`: in scripts written without spaces (Chinese, Japanese,
+   Thai, ...) each pair of adjacent characters is one.
 3. **MinHash**: each distinct text's shingle set (its words, optionally plus word bigrams) is hashed
    word by word (FNV-1a + a Murmur3 finaliser) and ``num_perm`` multiply-add-shift hash functions take
    the per-text minimum, all in one compiled pass over the string bytes on both cores
@@ -119,6 +121,49 @@ _DIGITS_RE = r"\pN+"
 #: symbol, so that it is not a word of its own.
 _ORPHAN_MARK_RE = r"([^\pL\pN\pM])\pM+"
 _SEPARATOR_RE = r" *[^\pL\pM\pN ][^\pL\pM\pN]*| {2,}"
+
+
+#: Code point ranges of the scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, the
+#: ideographic iteration and closing marks, Japanese kana, CJK ideographs (extension A, the unified and
+#: compatibility blocks, the supplementary planes' extensions) and half-width katakana. Their text is one
+#: "word" per phrase, so a run of them is shingled as character bigrams instead (:func:`text_tokens`).
+UNSPACED_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3005, 0x3007), (0x3040, 0x30FF),
+    (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF66, 0xFF9F), (0x20000, 0x3FFFF))
+
+
+def text_tokens(normalised: str) -> list[str]:
+    """The tokens of a normalised text, the shingles MinHash compares and ``min_tokens`` counts.
+
+    The words between spaces, except that a run of characters of a script written without spaces
+    (:data:`UNSPACED_RANGES`: Chinese, Japanese, Thai, ...) gives its overlapping character bigrams, and a
+    lone such character itself: a Chinese sentence is one "word" to a space split, so without this two
+    copies of a spam text that differ in one character would share no shingle, and no Chinese text would
+    ever get a template. Bigrams, not single characters, because a few hundred common characters make up
+    most of any Chinese text. This is the reference of the compiled tokenisers
+    (:func:`~reputation.graph._kernels.text_hashes`, :func:`~reputation.graph._kernels.minhash_texts`).
+
+    >>> text_tokens("buy 便宜手机 now")
+    ['buy', '便宜', '宜手', '手机', 'now']
+    >>> text_tokens("iphone手机 ok")
+    ['iphone', '手机', 'ok']
+    """
+    def unspaced(ch: str) -> bool:
+        cp = ord(ch)
+        return any(lo <= cp <= hi for lo, hi in UNSPACED_RANGES)
+
+    tokens: list[str] = []
+    for word in normalised.split(" ") if normalised else []:
+        i = 0
+        while i < len(word):
+            kind = unspaced(word[i])
+            j = i
+            while j < len(word) and unspaced(word[j]) == kind:
+                j += 1
+            run = word[i:j]
+            tokens += ([run[k:k + 2] for k in range(len(run) - 1)] or [run]) if kind else [run]
+            i = j
+    return tokens
 
 
 def normalise_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
