@@ -178,6 +178,26 @@ def test_no_campaign_without_lockstep():
     assert con.execute("SELECT count(*) FROM campaign_pairs").fetchall() == [(0,)]
 
 
+def test_lockstep_across_midnight_is_found_on_the_half_day_grid():
+    # four irregular nights; one account sends before UTC midnight, the other just after: on UTC days they
+    # never share a window, on the windows from noon to noon they share all four
+    con = duckdb.connect()
+    con.execute(STORED_TABLES["messages"].ddl())
+    rng = random.Random(2)
+    nights = [0, 3, 7, 12]
+    rows = [("p", "early", f"x{d}_{j}", None, T0.replace(hour=22) + timedelta(days=d, minutes=20 * j),
+             spin(OPERATOR_A, rng, url="http://profit.top/x"), "profit.top") for d in nights for j in range(3)]
+    rows += [("q", "late", f"y{d}_{j}", None, T0.replace(hour=0) + timedelta(days=d + 1, minutes=15 + 20 * j),
+              spin(OPERATOR_A, rng, url="http://profit.top/x"), "profit.top") for d in nights for j in range(3)]
+    con.executemany(INSERT, rows)
+    build_templates(con, CTX)
+    assert build_campaigns(con, CTX) == 2
+    assert con.execute("SELECT shared_windows, jaccard FROM campaign_pairs").fetchall() == [(4, 1.0)]
+    ev = json.loads(con.execute("SELECT evidence FROM campaigns WHERE account = 'early'").fetchall()[0][0])
+    assert ev["windows"] == 4
+    assert (ev["first_window"], ev["last_window"]) == ("2026-01-05 12:00:00", "2026-01-17 12:00:00")
+
+
 def test_size_guard_splits_weakly_chained_component():
     # two triangles joined by one weak pair; the size guard (max 4) drops the weak pair
     left = np.array([0, 1, 0, 3, 4, 3, 2])
