@@ -163,7 +163,8 @@ def profile_stages(database: Path, config_path: Path, stages: list[str], scratch
         if not found:
             raise ValueError(f"{database} has no complete run to profile")
         run_id, as_of = found[0]
-        ctx = StageContext(run_id=run_id, settings=replace(config.settings, as_of=as_of), as_of=as_of)
+        ctx = StageContext(run_id=run_id, settings=replace(config.settings, as_of=as_of), as_of=as_of,
+                           as_of_pinned=config.settings.as_of is not None)
         for name in stages:
             out.append(_profile_stage(raw, ctx, name, known[name], cprofile_top, top))
     finally:

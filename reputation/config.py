@@ -115,7 +115,8 @@ class VerdictThresholds:
 
 @dataclass(frozen=True)
 class Settings:
-    """Run settings. ``as_of`` None means: the latest message time in the input (reproducible)."""
+    """Run settings. ``as_of`` None means: the latest message time in the input (reproducible); a pinned
+    ``as_of`` replays that moment (flags and overrides dated after it are left out)."""
 
     as_of: datetime | None = None
     flag_half_life_days: float = 90.0

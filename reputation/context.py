@@ -31,6 +31,10 @@ class StageContext:
     settings: Settings
     as_of: datetime
     extras: dict[str, object] = field(default_factory=dict)
+    #: ``as_of`` was set in the config (a replay of that moment) rather than taken from the latest
+    #: message: flags and overrides dated after it are then left out (see
+    #: :func:`reputation.scoring.flags.build_flag_evidence`).
+    as_of_pinned: bool = False
 
     def info(self, message: str, *args: object) -> None:
         log.info(message, *args)

@@ -279,7 +279,8 @@ class _Runner:
             with self.timed(con, "accounts") as rows:
                 rows[0] = build_accounts(con, self.run_id)
                 rows[0] += build_identifiers(con, self.run_id)
-            ctx = StageContext(run_id=self.run_id, settings=replace(self.config.settings, as_of=as_of), as_of=as_of)
+            ctx = StageContext(run_id=self.run_id, settings=replace(self.config.settings, as_of=as_of), as_of=as_of,
+                               as_of_pinned=self.config.settings.as_of is not None)
             for name, fn in (analysis_stages() if self.analysis is None else self.analysis):
                 with self.timed(con, name) as rows:
                     rows[0] = fn(con, ctx)

@@ -64,6 +64,24 @@ def test_future_flag_is_not_amplified() -> None:
     assert _evidence(con)["a"][0] == pytest.approx(0.7)
 
 
+def test_a_pinned_as_of_leaves_out_flags_and_overrides_dated_after_it(caplog: pytest.LogCaptureFixture) -> None:
+    # a replay of AS_OF must not see the verdicts that came later; the latest message time as as_of does
+    flags = [("p", "later", "spam", AS_OF + timedelta(hours=1), "mod", 0.7),
+             ("p", "before", "spam", AS_OF - timedelta(days=1), "mod", 0.7),
+             ("p", "undated", "spam", None, "mod", 0.7)]
+    overrides = [("p", "before", "clean", "appeal upheld", "y", AS_OF + timedelta(days=3)),
+                 ("p", "undated", "clean", "reviewed", "y", None)]
+    con = _con(flags, overrides)
+    build_flag_evidence(con, StageContext("run", Settings(), AS_OF, as_of_pinned=True))
+    ev = {r[0]: r[1:] for r in con.execute("SELECT account, spam_evidence, override FROM flag_evidence").fetchall()}
+    assert set(ev) == {"before", "undated"}
+    assert ev["before"] == (pytest.approx(0.7 * 0.5 ** (1 / 90)), None)  # the later appeal is not yet known
+    assert ev["undated"] == (pytest.approx(0.7), "clean")  # undated: counts as at as_of, as always
+    assert "1 flag(s) and 1 override(s) dated after it are left out" in caplog.text
+    unpinned = _evidence(_con(flags, overrides))
+    assert unpinned["later"][0] == pytest.approx(0.7) and unpinned["before"][3] == "clean"
+
+
 def test_latest_override_is_kept_even_without_flags() -> None:
     con = _con([("p", "a", "spam", AS_OF, "mod", 0.9)],
                [("p", "a", "spam", "first look", "x", AS_OF - timedelta(days=2)),

@@ -55,6 +55,20 @@ def _read(db: Path, sql: str) -> list[tuple]:
         con.close()
 
 
+def test_the_stages_learn_whether_as_of_was_pinned(tmp_path: Path) -> None:
+    seen = []
+
+    def _ctx_stage(con: duckdb.DuckDBPyConnection, ctx) -> int:
+        seen.append((str(ctx.as_of), ctx.as_of_pinned))
+        return 0
+
+    cfg = _world(tmp_path)
+    run_pipeline(cfg, stages=[("ctx", _ctx_stage)])
+    cfg.write_text(CONFIG + '[settings]\nas_of = "2026-01-01T00:00:50Z"\n')
+    run_pipeline(cfg, stages=[("ctx", _ctx_stage)])
+    assert seen == [("2026-01-01 00:01:40", False), ("2026-01-01 00:00:50", True)]
+
+
 def test_run_records_and_reconciles(tmp_path: Path) -> None:
     cfg = _world(tmp_path)
     result = run_pipeline(cfg, stages=[("senders", _count_stage)])

@@ -2,7 +2,10 @@
 
 A flag is read as evidence of strength ``w = confidence · 0.5 ** (age_days / half_life_days)``, where
 ``age_days`` is the flag's age at the run's reference time ``ctx.as_of`` (a flag without ``flagged_at``
-counts as raised at ``as_of``; a flag dated after ``as_of`` counts as age 0). Flags older than
+counts as raised at ``as_of``). A flag dated after ``as_of`` counts as age 0 when ``as_of`` is the latest
+message time (a moderator's verdict the morning after the last message), and not at all when the config
+pins ``as_of`` (``ctx.as_of_pinned``: a replay of a past moment must not see the verdicts that came
+later); an override decided after a pinned ``as_of`` is left out likewise. Flags older than
 ``flag_expiry_days`` carry no weight. Several flags of one label combine by noisy-or,
 ``1 − Π(1 − w_i)``, so repeated reports strengthen the evidence without ever exceeding 1. ``clean``
 flags are negative evidence: ``evidence = spam_evidence − clean_evidence`` in −1..1.
@@ -32,8 +35,9 @@ from __future__ import annotations
 
 import duckdb
 
-from ..context import StageContext
+from ..context import StageContext, log
 from ..store import comment_table
+from .propagation import table_exists
 
 FLAG_EVIDENCE_TABLE = "flag_evidence"
 
@@ -47,7 +51,7 @@ WITH weighted AS (
            greatest(0.0, date_diff('second', coalesce(flagged_at, $as_of), $as_of) / 86400.0) AS age_days,
            least($max_w, greatest(0.0, coalesce(confidence, 1.0))) AS confidence
     FROM flags
-    WHERE label IN ('spam', 'clean')
+    WHERE label IN ('spam', 'clean') AND NOT ($pinned AND coalesce(flagged_at > $as_of, false))
 ),
 live AS (
     SELECT *, confidence * pow(0.5, age_days / $half_life) AS weight
@@ -70,7 +74,7 @@ per_account AS (
 latest_override AS (
     SELECT platform, account, decision, reason, author, decided_at
     FROM overrides
-    WHERE decision IN ('spam', 'clean')
+    WHERE decision IN ('spam', 'clean') AND NOT ($pinned AND coalesce(decided_at > $as_of, false))
     QUALIFY row_number() OVER (PARTITION BY platform, account
                                ORDER BY decided_at DESC NULLS LAST, decision, reason, author) = 1
 )
@@ -121,7 +125,8 @@ def build_flag_evidence(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> in
     con
         Connection holding ``flags`` and ``overrides``.
     ctx
-        Run context; uses ``settings.flag_half_life_days``, ``settings.flag_expiry_days`` and ``as_of``.
+        Run context; uses ``settings.flag_half_life_days``, ``settings.flag_expiry_days``, ``as_of`` and
+        ``as_of_pinned``.
 
     Returns
     -------
@@ -135,6 +140,19 @@ def build_flag_evidence(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> in
         "half_life": float(s.flag_half_life_days),
         "expiry": float(s.flag_expiry_days),
         "max_w": MAX_FLAG_WEIGHT,
+        "pinned": ctx.as_of_pinned,
     })
+    if ctx.as_of_pinned:
+        messages = "(SELECT count(*) FROM messages WHERE sent_at > $a)" if table_exists(con, "messages") else "0"
+        later = con.execute(
+            "SELECT (SELECT count(*) FROM flags WHERE flagged_at > $a), "
+            f"(SELECT count(*) FROM overrides WHERE decided_at > $a), {messages}", {"a": ctx.as_of}).fetchall()[0]
+        if later[0] or later[1]:
+            log.warning("as_of is pinned to %s: %d flag(s) and %d override(s) dated after it are left out",
+                        ctx.as_of, later[0], later[1])
+        if later[2]:
+            log.warning("as_of is pinned to %s, but %d message(s) are dated after it; they are scored as input "
+                        "like the rest (give a replay only the input up to as_of)", ctx.as_of, later[2])
     comment_table(con, FLAG_EVIDENCE_TABLE, FLAG_EVIDENCE_DOC, FLAG_EVIDENCE_COLUMNS)
     return int(con.execute("SELECT count(*) FROM flag_evidence").fetchall()[0][0])
+
