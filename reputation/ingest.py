@@ -261,7 +261,9 @@ def _sql_str(text: str) -> str:
 
 def _file_columns(con: duckdb.DuckDBPyConnection, source: Source, path: str) -> list[str]:
     if source.format == "parquet":
-        q = "SELECT name FROM parquet_schema($f) WHERE name <> 'schema' AND num_children IS NULL"
+        # the top-level columns (a struct or list column by its own name, not its leaves): what a mapping
+        # names and what can clash with DuckDB's file_row_number
+        q = "SELECT column_name FROM (DESCRIBE SELECT * FROM read_parquet($f))"
         try:
             return [r[0] for r in con.execute(q, {"f": glob.escape(path)}).fetchall()]
         except duckdb.Error as exc:

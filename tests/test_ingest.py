@@ -294,6 +294,17 @@ def test_parquet_file_with_a_column_named_like_duckdbs_row_number(tmp_path: Path
     assert (counts[0].rows_read, counts[0].rows_stored, counts[0].rows_quarantined) == (5, 4, 1)
 
 
+@pytest.mark.parametrize("value", ["{'n': range}", "[range]"])
+def test_parquet_file_with_a_nested_column_named_like_duckdbs_row_number(tmp_path: Path, value: str) -> None:
+    con = duckdb.connect()
+    con.execute(f"""COPY (SELECT 'a' || range AS s, 'b' AS r, '2026-01-01 10:00:00' AS ts, {value} AS file_row_number
+                          FROM range(3)) TO '{tmp_path / "m.parquet"}' (FORMAT parquet)""")
+    src = _messages_source("m", "m.parquet", "parquet", columns='sender = "s"\nrecipient = "r"\nsent_at = "ts"')
+    con, counts = _ingest(tmp_path, src)
+    assert con.execute("SELECT source_row, sender FROM messages ORDER BY 1").fetchall() == [
+        (1, "a0"), (2, "a1"), (3, "a2")]
+
+
 def test_files_stored_together_hash_every_files_identifiers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # one INSERT for both files: one hash lookup over the values of both, each row keeps its own file
     monkeypatch.setattr(ingest, "ThreadPoolExecutor", _ReadAtOnce)
