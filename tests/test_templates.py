@@ -198,7 +198,7 @@ def test_polars_normalisation_equals_sql_normalisation():
     # the stage normalises with polars; NORMALISE_SQL is the reference (and what analysts can run)
     texts = ["Héllo,   WÖRLD!! Call 555-1234 or see https://x.example/a?b=1 now.", "", "   ", "...",
              "a  b", " a b ", "tab\there\nnewline", "WWW.Example.COM/x is www.y.z", "http://only",
-             "x1y2 z٣٤ ½ price: 80%!", "emoji 🙂🙂 ok -- fine", "Ünïcödé ÇA VA? ça va.", "a,b;c  ,  d",
+             "x1y2 z٣٤ price: 80%!", "emoji 🙂🙂 ok -- fine", "Ünïcödé ÇA VA? ça va.", "a,b;c  ,  d",
              "ends with space ", "  leading", "mixed\u00a0nbsp and\u2003em space", None]
     con = duckdb.connect()
     con.execute("CREATE TABLE t (i INTEGER, text VARCHAR)")
@@ -440,3 +440,50 @@ def test_chinese_spam_gets_one_template_and_chinese_chat_none() -> None:
     # each longer chat line is its own template; "ok thanks" (好的谢谢, 3 bigrams) and "got it" get none
     honest = con.execute("SELECT account, template_id FROM templates WHERE account LIKE 'h%' ORDER BY 1").fetchall()
     assert [a for a, _ in honest] == ["h0", "h1", "h2", "h3"] and len({t for _, t in honest}) == 4
+
+
+def test_compatibility_letters_spam_uses_to_evade_filters_fold_to_plain_ones() -> None:
+    plain = "Claim your FREE iPhone now, only 100 winners today at https://win.example/x"
+    bold = "".join(chr(0x1D41A + ord(c) - 97) if c.islower() else chr(0x1D400 + ord(c) - 65) if c.isupper() else c
+                   for c in plain[:-28]) + plain[-28:]  # mathematical bold letters, the URL as is
+    wide = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in plain[:-28]) + plain[-28:]
+    assert bold != plain and wide != plain
+    out = normalise_texts(pa.array([plain, bold, wide, "ﬁnance"])).to_pylist()
+    assert out[0] == out[1] == out[2] == "claim your free iphone now only 0 winners today at url"
+    assert out[3] == "finance"
+    rows = [("p", f"s{i}", f"v{i}", None, T0 + timedelta(hours=i), text) for i, text in enumerate([plain, bold, wide])]
+    con = _con(rows)
+    build_templates(con, CTX)
+    assert con.execute("SELECT count(DISTINCT template_id), count(*) FROM templates").fetchall() == [(1, 3)]
+
+
+def test_compiled_script_test_follows_the_documented_ranges() -> None:
+    from reputation.graph._kernels import _is_unspaced
+    from reputation.graph.templates import UNSPACED_RANGES
+    for lo, hi in UNSPACED_RANGES:
+        assert [_is_unspaced(cp) for cp in (lo - 1, lo, (lo + hi) // 2, hi, hi + 1)] == [
+            any(a <= cp <= b for a, b in UNSPACED_RANGES) for cp in (lo - 1, lo, (lo + hi) // 2, hi, hi + 1)]
+    assert text_tokens("ㇰㇱㇲ") == ["ㇰㇱ", "ㇱㇲ"]  # katakana phonetic extensions are kana too
+
+
+def test_nfkc_stable_ranges_hold_and_the_fold_skips_only_texts_it_would_not_change() -> None:
+    import unicodedata
+
+    import polars as pl
+
+    from reputation.graph.templates import NFKC_STABLE_RANGES
+    second = {int(d.split()[1], 16) for d in map(unicodedata.decomposition, map(chr, range(0x110000)))
+              if d and not d.startswith("<") and len(d.split()) == 2}  # second halves of compositions
+    for lo, hi in NFKC_STABLE_RANGES:
+        for cp in range(lo, hi + 1):
+            ch = chr(cp)
+            stable = unicodedata.is_normalized("NFKC", ch) and unicodedata.combining(ch) == 0
+            assert stable and cp not in second, hex(cp)
+    rng = random.Random(9)
+    pieces = ["a", " ", "é", "e\u0301", "ｆｒｅｅ", "𝐟𝐫𝐞𝐞", "ﬁ", "½", "…", "привет", "手机", "ｶﾀ", "カ\u3099", "🙂",
+              "\u2764\ufe0f", "ㄱ", "가\u11a8", "ก\u0e33", "Ω", "\u212b", "ß", "\u00a0", "٣", "\U0001f1fa\U0001f1f8"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(3_000)] + [None]
+    folded = pl.Series(texts).str.normalize("NFKC").to_arrow()
+    assert normalise_texts(pa.array(texts)).to_pylist() == normalise_texts(folded).to_pylist()
+    python_folded = [None if t is None else unicodedata.normalize("NFKC", t) for t in texts]
+    assert normalise_texts(folded).to_pylist() == normalise_texts(pa.array(python_folded)).to_pylist()

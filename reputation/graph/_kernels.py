@@ -301,9 +301,9 @@ def _is_unspaced(cp: int) -> bool:  # pragma: no cover
     if cp < 0x0E00:
         return False
     return ((0x0E00 <= cp <= 0x0EFF) or (0x1000 <= cp <= 0x109F) or (0x1780 <= cp <= 0x17FF)
-            or (0x3005 <= cp <= 0x3007) or (0x3040 <= cp <= 0x30FF) or (0x3400 <= cp <= 0x4DBF)
-            or (0x4E00 <= cp <= 0x9FFF) or (0xF900 <= cp <= 0xFAFF) or (0xFF66 <= cp <= 0xFF9F)
-            or (0x20000 <= cp <= 0x3FFFF))
+            or (0x3005 <= cp <= 0x3007) or (0x3040 <= cp <= 0x30FF) or (0x31F0 <= cp <= 0x31FF)
+            or (0x3400 <= cp <= 0x4DBF) or (0x4E00 <= cp <= 0x9FFF) or (0xF900 <= cp <= 0xFAFF)
+            or (0xFF66 <= cp <= 0xFF9F) or (0x1B000 <= cp <= 0x1B16F) or (0x20000 <= cp <= 0x3FFFF))
 
 
 @njit(cache=True, inline="always")
