@@ -487,3 +487,24 @@ def test_nfkc_stable_ranges_hold_and_the_fold_skips_only_texts_it_would_not_chan
     assert normalise_texts(pa.array(texts)).to_pylist() == normalise_texts(folded).to_pylist()
     python_folded = [None if t is None else unicodedata.normalize("NFKC", t) for t in texts]
     assert normalise_texts(folded).to_pylist() == normalise_texts(pa.array(python_folded)).to_pylist()
+
+
+def test_lookalike_letters_fold_to_latin_and_leave_cyrillic_texts_apart() -> None:
+    from reputation.graph.templates import CONFUSABLE_LETTERS
+    plain = "Buy cheap replica watches today, free express shipping on every order at https://w.example/x"
+    swap = str.maketrans({"c": "с", "e": "е", "a": "а", "o": "о", "p": "р"})  # Cyrillic lookalikes
+    homoglyph = plain[:-24].translate(swap) + plain[-24:]
+    assert homoglyph != plain and normalise_texts(pa.array([homoglyph, plain])).to_pylist()[0] == (
+        "buy cheap replica watches today free express shipping on every order at url")
+    # within one script the fold is one-to-one: texts written normally stay as distinct as they were
+    for script in ((0x0400, 0x04FF), (0x0370, 0x03FF), (0x0530, 0x058F)):
+        targets = [v for k, v in CONFUSABLE_LETTERS.items() if script[0] <= ord(k) <= script[1]]
+        assert len(targets) == len(set(targets))
+    russian = ["Привет, как дела? Давно не виделись, приходи в субботу на ужин", "Привет, как дела? Давно не "
+               "виделись, приходи в воскресенье на обед", "Скидки на часы только сегодня, доставка бесплатно"]
+    rows = [("p", f"s{i}", f"v{i}", None, T0 + timedelta(hours=i), text)
+            for i, text in enumerate([plain, homoglyph, *russian])]
+    con = _con(rows)
+    build_templates(con, CTX)
+    ids = dict(con.execute("SELECT account, template_id FROM templates").fetchall())
+    assert ids["s0"] == ids["s1"] and len({ids["s2"], ids["s3"], ids["s4"], ids["s0"]}) == 4

@@ -5,9 +5,10 @@ Spam is one text sent many times, usually lightly varied so that exact matching 
 whose text is long enough a ``template_id`` shared by all its near-copies on every platform:
 
 1. **Normalise** each *distinct* raw text (:func:`normalise_texts`, polars' Rust regex, in chunks; the
-   rules of the SQL expression :data:`NORMALISE_SQL`, after an NFKC fold that DuckDB lacks): compatibility
-   forms → plain letters (full-width and mathematical "𝐅𝐑𝐄𝐄" → "FREE"), lower case, URLs → ``url``, digit
-   runs → ``0``, punctuation and whitespace runs → one space. Each normalised text is hashed and its words
+   rules of the SQL expression :data:`NORMALISE_SQL`, with two folds that DuckDB lacks): compatibility
+   forms → plain letters (NFKC: full-width and mathematical "𝐅𝐑𝐄𝐄" → "FREE"), lower case, lookalike
+   letters of other scripts → Latin (a Cyrillic "а" in "viаgra"), URLs → ``url``, digit runs → ``0``,
+   punctuation and whitespace runs → one space. Each normalised text is hashed and its words
    counted by a compiled kernel reading the Arrow string buffer (:mod:`reputation.graph._kernels`).
    Messages are joined back once, at the end, by the 64-bit hash of their raw text.
 2. Work on the **distinct** normalised texts only. Texts with fewer than ``min_tokens`` words ("ok",
@@ -99,9 +100,9 @@ CLUSTER_TABLE = "template_clusters"
 #: and whitespace alike) → one space. ``\pL``/``\pM``/``\pN`` keep the letters, vowel signs and digits of
 #: every script (RE2's ``\w`` is ASCII; without ``\pM`` a Devanagari or Thai word fell apart at each
 #: vowel sign). For analysts reproducing templates in SQL: RE2 and polars' regex differ on a few Unicode
-#: details (a final sigma, a no-break space inside a URL), and DuckDB has no NFKC, which
-#: :func:`normalise_texts` applies first (to full-width and mathematical letters, ligatures, ½); the
-#: pipeline uses :func:`normalise_texts`.
+#: details (a final sigma, a no-break space inside a URL), and :func:`normalise_texts` also folds
+#: compatibility forms (NFKC: full-width and mathematical letters, ligatures, ½) and lookalike letters
+#: (:data:`CONFUSABLE_LETTERS`); the pipeline uses :func:`normalise_texts`.
 NORMALISE_SQL = (
     "trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(lower(' ' || text), "
     r"'(https?://|www\.)\S+', ' url ', 'g'), "
@@ -160,6 +161,22 @@ NFKC_STABLE_RANGES: tuple[tuple[int, int], ...] = (
 _NFKC_MAY_CHANGE_RE = "[^\\x00-\\x7F" + "".join(f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in NFKC_STABLE_RANGES) + "]"
 
 
+#: Lower-case letters of Cyrillic, Greek, Armenian and IPA that look like one plain Latin letter (a subset
+#: of Unicode's confusables, UTS #39): the homoglyphs spam mixes into words ("сheap" with a Cyrillic с,
+#: "viаgra" with a Cyrillic а) to slip past word filters. :func:`normalise_texts` replaces them in every
+#: text, so a homoglyph copy shares its words with the plain one. Within one of those scripts the mapping
+#: is one-to-one (no two Cyrillic letters fold to the same Latin one), so texts of that script written
+#: normally stay as distinct as they were.
+CONFUSABLE_LETTERS: dict[str, str] = {
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
+    "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l",  # Cyrillic (not ү: у is y already)
+    "ο": "o", "α": "a", "ν": "v", "ρ": "p", "ι": "i", "χ": "x", "ϲ": "c", "ϳ": "j",  # Greek
+    "օ": "o", "ս": "u", "ո": "n", "հ": "h", "զ": "q",  # Armenian
+    "ɑ": "a", "ɡ": "g",  # IPA
+}
+_CONFUSABLE_RE = "[" + "".join(CONFUSABLE_LETTERS) + "]"
+
+
 #: Code point ranges of the scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, the
 #: ideographic iteration and closing marks, Japanese kana (with the phonetic extensions and the kana
 #: supplements), CJK ideographs (extension A, the unified and compatibility blocks, the supplementary
@@ -210,10 +227,11 @@ def normalise_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
 
     Unicode compatibility forms folded to their plain letters first (NFKC: the mathematical bold and
     script letters, full-width forms and ligatures that spam uses to slip past word filters, "𝐅𝐑𝐄𝐄" and
-    "ＦＲＥＥ" become "FREE"; DuckDB has no NFKC, the one rule :data:`NORMALISE_SQL` lacks), then lower
-    case, URLs → ``url``, digit runs → ``0``, runs of characters that are neither letters, combining
-    marks (a Devanagari vowel sign, say) nor digits → one space, trimmed. About five times faster than the
-    three RE2 passes in DuckDB, which were the largest single cost of the stage.
+    "ＦＲＥＥ" become "FREE"), lower case, lookalike letters of other scripts → the Latin
+    letter (:data:`CONFUSABLE_LETTERS`: a Cyrillic "а" in "viаgra"; these two folds are what
+    :data:`NORMALISE_SQL` lacks), URLs → ``url``, digit runs → ``0``, runs of characters that are neither
+    letters, combining marks (a Devanagari vowel sign, say) nor digits → one space, trimmed. About five
+    times faster than the three RE2 passes in DuckDB, which were the largest single cost of the stage.
 
     Parameters
     ----------
@@ -228,15 +246,19 @@ def normalise_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     Example
     -------
     >>> normalise_texts(pa.array(["Héllo,  WÖRLD!! Call 555-1234: https://x.example/a?b=1 now.",
-    ...                           "ठीक है, धन्यवाद!", "𝐅𝐑𝐄𝐄 ｉＰｈｏｎｅ"])).to_pylist()
-    ['héllo wörld call 0 0 url now', 'ठीक है धन्यवाद', 'free iphone']
+    ...                           "ठीक है, धन्यवाद!", "𝐅𝐑𝐄𝐄 ｉＰｈｏｎｅ", "Buy сhеар viаgrа"])).to_pylist()
+    ['héllo wörld call 0 0 url now', 'ठीक है धन्यवाद', 'free iphone', 'buy cheap viagra']
     """
     s = pl.Series("text", texts).cast(pl.String)
     fold = s.str.contains(_NFKC_MAY_CHANGE_RE).fill_null(False)
     if fold.any():
         s = s.scatter(fold.arg_true(), s.filter(fold).str.normalize("NFKC"))
-    out = (s.str.to_lowercase()
-           .str.replace_all(_URL_RE, " url ")
+    s = s.str.to_lowercase()
+    look = s.str.contains(_CONFUSABLE_RE).fill_null(False)
+    if look.any():
+        s = s.scatter(look.arg_true(), s.filter(look).str.replace_many(list(CONFUSABLE_LETTERS),
+                                                                       list(CONFUSABLE_LETTERS.values())))
+    out = (s.str.replace_all(_URL_RE, " url ")
            .str.replace_all(_DIGITS_RE, "0")
            .str.replace_all(_ORPHAN_MARK_RE, "$1")
            .str.replace(r"^\pM+", "")
@@ -582,7 +604,9 @@ CLUSTER_COLUMN_DOCS: dict[str, str] = {
     "messages": "Messages with this template, count.",
     "senders": "Distinct sending accounts (platform, account), count.",
     "platforms": "Distinct platforms it was sent on, count.",
-    "example": "One normalised member text (the one the template id is derived from), for analysts.",
+    "example": "One normalised member text (the one the template id is derived from), for analysts: lower "
+    "case, URLs as 'url', digit runs as '0', lookalike letters of other scripts as Latin ones (Cyrillic "
+    "text shows some Latin letters).",
     "first_at": "First send (UTC).",
     "last_at": "Last send (UTC).",
 }
