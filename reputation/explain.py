@@ -99,7 +99,10 @@ def explain(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> dict
         valid_until, run_id), ``reasons`` (list of {kind, source_platform, contribution}),
         ``contributions`` (log-odds per evidence kind, ``base`` included), ``direct_flags``,
         ``override``, ``linked_accounts`` (with link probability, evidence and their own verdicts),
-        ``campaigns``, ``standout_features`` and ``propagated`` (graph contribution, log-odds).
+        ``campaigns``, ``standout_features``, ``propagated`` (graph contribution, log-odds) and
+        ``after_as_of`` (when the run replayed a pinned as_of: that time and how many of the account's flags
+        and overrides, dated after it, it did not count; None otherwise). The flags and override shown
+        are the ones the run counted.
 
     Raises
     ------
@@ -142,18 +145,45 @@ def explain(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> dict
                                                  "graph_push_conversation",
                                                  *(("vouch_noisy_or",) if has_vouch else ()))}
     out["propagated"] = out["contributions"].get("graph")
-    out["direct_flags"] = _rows(con, "SELECT label, flagged_at, source, confidence FROM flags "
-                                     "WHERE platform = ? AND account = ? ORDER BY flagged_at DESC NULLS LAST, "
-                                     "label, source", key) if table_exists(con, "flags") else []
+    # a run that replayed a pinned as_of did not count what was dated after it: neither is shown as counted
+    cutoff = _replay_cutoff(con, head["run_id"])
+    before = "AND (CAST($cut AS TIMESTAMP) IS NULL OR {col} IS NULL OR {col} <= $cut) "
+    later = {"flags": 0, "overrides": 0}
+    out["direct_flags"] = []
+    if table_exists(con, "flags"):
+        out["direct_flags"] = _rows(con, "SELECT label, flagged_at, source, confidence FROM flags "
+                                         "WHERE platform = $p AND account = $a " + before.format(col="flagged_at")
+                                    + "ORDER BY flagged_at DESC NULLS LAST, label, source",
+                                    {"p": platform, "a": account, "cut": cutoff})
+        if cutoff is not None:
+            later["flags"] = con.execute("SELECT count(*) FROM flags WHERE platform = ? AND account = ? "
+                                         "AND flagged_at > ?", [platform, account, cutoff]).fetchall()[0][0]
     out["override"] = None
     if table_exists(con, "overrides"):
-        ov = _rows(con, "SELECT decision, reason, author, decided_at FROM overrides WHERE platform = ? AND "
-                        "account = ? ORDER BY decided_at DESC NULLS LAST, decision LIMIT 1", key)
+        ov = _rows(con, "SELECT decision, reason, author, decided_at FROM overrides WHERE platform = $p AND "
+                        "account = $a AND decision IN ('spam', 'clean') " + before.format(col="decided_at")
+                   + "ORDER BY decided_at DESC NULLS LAST, decision, reason, author LIMIT 1",
+                   {"p": platform, "a": account, "cut": cutoff})
         out["override"] = ov[0] if ov else None
+        if cutoff is not None:
+            later["overrides"] = con.execute(
+                "SELECT count(*) FROM overrides WHERE platform = ? AND account = ? AND decided_at > ?",
+                [platform, account, cutoff]).fetchall()[0][0]
+    counted_all = cutoff is None or not (later["flags"] or later["overrides"])
+    out["after_as_of"] = None if counted_all else {"as_of": _jsonable(cutoff), **later}
     out["linked_accounts"] = _linked(con, platform, account, head["identity_id"])
     out["campaigns"] = _campaigns(con, platform, account)
     out["standout_features"] = _standout(con, platform, account)
     return out
+
+
+def _replay_cutoff(con: duckdb.DuckDBPyConnection, run_id: str) -> datetime | None:
+    """The run's as_of when its config pinned it (flags and overrides after it were not counted), else None."""
+    if not (table_exists(con, "reputation_model") and table_exists(con, "runs")):
+        return None
+    rows = con.execute("SELECT r.as_of FROM runs r JOIN reputation_model m ON m.run_id = r.run_id "
+                       "WHERE r.run_id = ? AND m.parameter = 'as_of_pinned' AND m.value = 1", [run_id]).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _linked(con: duckdb.DuckDBPyConnection, platform: str, account: str, identity_id: str | None
@@ -285,6 +315,10 @@ def render_text(expl: dict[str, Any], width: int = 100) -> str:
             t.add_row(k, f"{round(v, 2) + 0.0:+.2f}" if v is not None else "")  # + 0.0: no "-0.00"
         console.print(t)
         console.print("  the contributions add up to the total; score = 1 / (1 + e^-total)")
+    if expl.get("after_as_of"):
+        x = expl["after_as_of"]
+        console.print(f"as_of pinned to {_when(x['as_of'])}: {x['flags']} flag(s) and {x['overrides']} "
+                      "override(s) dated after it were not counted and are not shown")
     if expl.get("direct_flags"):
         t = table("direct flags", "label", "flagged_at", "source", "confidence")
         for f in expl["direct_flags"]:

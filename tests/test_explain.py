@@ -8,7 +8,7 @@ import math
 import duckdb
 import networkx as nx
 import pytest
-from test_reputation import make_ctx, make_world
+from test_reputation import AS_OF, make_ctx, make_world
 
 from reputation.explain import AccountNotFound, evidence_graph, explain, render_text, write_graphml
 from reputation.scoring.stage import build_reputation
@@ -175,3 +175,28 @@ def test_evidence_graph_keeps_accounts_apart_whose_plain_ids_collide(tmp_path, m
     assert (me["verdict"], me["focus"], mate["verdict"], mate["focus"]) == ("clean", True, "spam", False)
     back = nx.read_graphml(write_graphml(g, tmp_path / "g.graphml"))
     assert back.nodes["a%3Ab:c"]["platform"] == "a:b"
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+def test_explain_of_a_replay_shows_only_what_the_run_counted(pinned: bool) -> None:
+    from datetime import timedelta
+
+    from reputation.context import StageContext
+    c = duckdb.connect()
+    make_world(c)
+    later = AS_OF + timedelta(days=2)
+    c.execute("INSERT INTO overrides VALUES ('r0', 'alpha', 'h3', 'spam', 'later appeal lost', 'ana', ?)", [later])
+    c.execute("INSERT INTO flags VALUES ('r0', 'alpha', 'h3', 'spam', ?, 'moderator', 0.9)", [later])
+    c.execute("CREATE TABLE runs AS SELECT 'run-1' AS run_id, ?::TIMESTAMP AS as_of", [AS_OF])
+    ctx = make_ctx()
+    build_reputation(c, StageContext(ctx.run_id, ctx.settings, AS_OF, as_of_pinned=pinned))
+    e = explain(c, "alpha", "h3")
+    if pinned:
+        assert e["override"] is None and e["account"]["verdict"] != "spam"
+        assert [f["label"] for f in e["direct_flags"]] == ["clean"]
+        assert e["after_as_of"] == {"as_of": AS_OF.isoformat(), "flags": 1, "overrides": 1}
+        assert "1 flag(s) and 1 override(s) dated after it were not counted" in render_text(e)
+    else:
+        assert e["override"]["reason"] == "later appeal lost" and e["account"]["verdict"] == "spam"
+        assert sorted(f["label"] for f in e["direct_flags"]) == ["clean", "spam"] and e["after_as_of"] is None
+    json.dumps(e)

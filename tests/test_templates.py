@@ -496,6 +496,9 @@ def test_lookalike_letters_fold_to_latin_and_leave_cyrillic_texts_apart() -> Non
     homoglyph = plain[:-24].translate(swap) + plain[-24:]
     assert homoglyph != plain and normalise_texts(pa.array([homoglyph, plain])).to_pylist()[0] == (
         "buy cheap replica watches today free express shipping on every order at url")
+    import unicodedata
+    assert all(unicodedata.normalize("NFKC", k) == k == k.lower() for k in CONFUSABLE_LETTERS)  # NFKC runs first
+    assert normalise_texts(pa.array(["ΝΟW ΟNLY", "Сheap"])).to_pylist() == ["νow only", "cheap"]  # Ν is no v
     # within one script the fold is one-to-one: texts written normally stay as distinct as they were
     for script in ((0x0400, 0x04FF), (0x0370, 0x03FF), (0x0530, 0x058F)):
         targets = [v for k, v in CONFUSABLE_LETTERS.items() if script[0] <= ord(k) <= script[1]]

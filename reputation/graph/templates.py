@@ -166,11 +166,14 @@ _NFKC_MAY_CHANGE_RE = "[^\\x00-\\x7F" + "".join(f"\\x{{{a:X}}}-\\x{{{b:X}}}" for
 #: "viаgra" with a Cyrillic а) to slip past word filters. :func:`normalise_texts` replaces them in every
 #: text, so a homoglyph copy shares its words with the plain one. Within one of those scripts the mapping
 #: is one-to-one (no two Cyrillic letters fold to the same Latin one), so texts of that script written
-#: normally stay as distinct as they were.
+#: normally stay as distinct as they were. The fold follows lower-casing, so a letter is only listed when
+#: its capital imitates the same Latin letter (not Greek ν, a "v" whose capital Ν is an "N"), and capital
+#: lookalikes whose small letter imitates nothing (Cyrillic В, Н, М, Т, К) are not folded: folding them
+#: before lower-casing would set "Нет" apart from "нет". Every entry is NFKC-stable, since NFKC runs first.
 CONFUSABLE_LETTERS: dict[str, str] = {
     "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
     "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l",  # Cyrillic (not ү: у is y already)
-    "ο": "o", "α": "a", "ν": "v", "ρ": "p", "ι": "i", "χ": "x", "ϲ": "c", "ϳ": "j",  # Greek
+    "ο": "o", "α": "a", "ρ": "p", "ι": "i", "χ": "x", "ϳ": "j",  # Greek
     "օ": "o", "ս": "u", "ո": "n", "հ": "h", "զ": "q",  # Armenian
     "ɑ": "a", "ɡ": "g",  # IPA
 }

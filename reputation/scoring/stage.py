@@ -556,6 +556,8 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         ("vouch_full_messages", float(VOUCH_FULL_MESSAGES), "Direct messages at which a vouch has full weight."),
         ("trust_hop_decay", TRUST_HOP_DECAY, "Discount per hop of the trust that makes a voucher credible."),
         ("vouched_accounts", float(np.count_nonzero(c_vouch < 0)), "Accounts whose score a vouch lowered."),
+        ("as_of_pinned", 1.0 if ctx.as_of_pinned else 0.0,
+         "1 when the config pinned as_of (a replay): flags and overrides dated after it were left out."),
         ("rho", DEFAULT_RHO, "Row-sum bound of 2W in propagation."),
         ("propagation_iterations", float(max(iterations.values())), "Most iterations a propagation needed."),
         *[(f"propagation_iterations_{f}", float(v), f"Iterations of the {f} propagation.")
