@@ -261,14 +261,43 @@ def _sql_str(text: str) -> str:
 
 def _file_columns(con: duckdb.DuckDBPyConnection, source: Source, path: str) -> list[str]:
     if source.format == "parquet":
-        # the top-level columns (a struct or list column by its own name, not its leaves): what a mapping
-        # names and what can clash with DuckDB's file_row_number
-        q = "SELECT column_name FROM (DESCRIBE SELECT * FROM read_parquet($f))"
+        q = "SELECT name, num_children FROM parquet_schema($f)"
         try:
-            return [r[0] for r in con.execute(q, {"f": glob.escape(path)}).fetchall()]
+            schema = con.execute(q, {"f": glob.escape(path)}).fetchall()
         except duckdb.Error as exc:
             raise InputError(f"source {source.name!r}: cannot read Parquet file {path}: {first_line(exc)}") from None
+        names = parquet_top_level_columns(schema)
+        folded = [n.lower() for n in names]
+        for column in source.columns.values():
+            same = [n for n, f in zip(names, folded, strict=True) if f == column.lower()]
+            if len(same) > 1:  # SQL names are case-insensitive: the file's own names, not DuckDB's renaming
+                raise InputError(redact(f"source {source.name!r}: file {path} has the columns {same}, which differ "
+                                        "only in case; SQL cannot tell them apart"))
+        return names
     return _csv_header(source, path)
+
+
+def parquet_top_level_columns(schema: list[tuple[str, int | None]]) -> list[str]:
+    """The top-level column names of a Parquet file, from its ``parquet_schema`` rows (name, num_children)
+    in schema order: the root's children, each with its nested fields skipped. These are the names as the
+    file stores them (DuckDB's ``DESCRIBE`` renames duplicates and empty names and adds hive partition
+    columns from the folder names).
+
+    >>> parquet_top_level_columns([("schema", 2), ("s", 2), ("a", None), ("b", None), ("t", None)])
+    ['s', 't']
+    """
+    def past(i: int) -> int:  # the row after the subtree starting at row i
+        n = schema[i][1] or 0
+        i += 1
+        for _ in range(n):
+            i = past(i)
+        return i
+
+    names, i = [], 1
+    for _ in range(schema[0][1] or 0 if schema else 0):
+        names.append(schema[i][0])
+        i = past(i)
+    return names
 
 
 def first_line(exc: BaseException) -> str:
@@ -313,10 +342,10 @@ def _reader_sql(source: Source, file_columns: list[str] | None = None) -> str:
     cols = ", ".join(f"CAST({_qi(column)} AS VARCHAR) AS s_{c}" for c, column in source.columns.items())
     names = ", ".join(["__row", *(f"s_{c}" for c in source.columns)])
     if source.format == "parquet" and any(c.lower() == "file_row_number" for c in file_columns or []):
-        scan = f"SELECT {cols}, row_number() OVER () AS __row FROM read_parquet($fread)"
+        scan = f"SELECT {cols}, row_number() OVER () AS __row FROM read_parquet($fread, hive_partitioning = false)"
     elif source.format == "parquet":
         scan = (f"SELECT {cols}, file_row_number + 1 AS __row "
-                "FROM read_parquet($fread, file_row_number = true)")
+                "FROM read_parquet($fread, file_row_number = true, hive_partitioning = false)")
     else:
         scan = (f"SELECT {cols}, row_number() OVER () AS __row FROM read_csv($fread, {_csv_options(source)}, "
                 "store_rejects = true, rejects_table = '_rej_errors', rejects_scan = '_rej_scans')")

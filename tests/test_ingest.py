@@ -305,6 +305,23 @@ def test_parquet_file_with_a_nested_column_named_like_duckdbs_row_number(tmp_pat
         (1, "a0"), (2, "a1"), (3, "a2")]
 
 
+def test_parquet_columns_are_the_files_own_names(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    folder = tmp_path / "date=2026-01-01"  # a hive-style folder name adds no column
+    folder.mkdir()
+    pq.write_table(pa.table({"s": ["a"], "r": ["b"], "ts": ["2026-01-01 10:00:00"], "body": ["x"], "Body": ["y"]}),
+                   folder / "m.parquet")
+    cols = 'sender = "s"\nrecipient = "r"\nsent_at = "ts"\n'
+    with pytest.raises(InputError, match=r"columns \['body', 'Body'\], which differ only in case"):
+        _ingest(tmp_path, _messages_source("m", "date=2026-01-01/m.parquet", "parquet", columns=cols + 'text = "Body"'))
+    with pytest.raises(InputError, match="has no column 'date'"):
+        _ingest(tmp_path, _messages_source("m", "date=2026-01-01/m.parquet", "parquet",
+                                           columns=cols + 'message_id = "date"'))
+    con, counts = _ingest(tmp_path, _messages_source("m", "date=2026-01-01/m.parquet", "parquet", columns=cols))
+    assert con.execute("SELECT sender FROM messages").fetchall() == [("a",)] and counts[0].rows_stored == 1
+
+
 def test_files_stored_together_hash_every_files_identifiers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # one INSERT for both files: one hash lookup over the values of both, each row keeps its own file
     monkeypatch.setattr(ingest, "ThreadPoolExecutor", _ReadAtOnce)
