@@ -147,30 +147,20 @@ def explain(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> dict
     out["propagated"] = out["contributions"].get("graph")
     # a run that replayed a pinned as_of did not count what was dated after it: neither is shown as counted
     cutoff = _replay_cutoff(con, head["run_id"])
-    before = "AND (CAST($cut AS TIMESTAMP) IS NULL OR {col} IS NULL OR {col} <= $cut) "
-    later = {"flags": 0, "overrides": 0}
-    out["direct_flags"] = []
-    if table_exists(con, "flags"):
-        out["direct_flags"] = _rows(con, "SELECT label, flagged_at, source, confidence FROM flags "
-                                         "WHERE platform = $p AND account = $a " + before.format(col="flagged_at")
-                                    + "ORDER BY flagged_at DESC NULLS LAST, label, source",
-                                    {"p": platform, "a": account, "cut": cutoff})
-        if cutoff is not None:
-            later["flags"] = con.execute("SELECT count(*) FROM flags WHERE platform = ? AND account = ? "
-                                         "AND flagged_at > ?", [platform, account, cutoff]).fetchall()[0][0]
-    out["override"] = None
-    if table_exists(con, "overrides"):
-        ov = _rows(con, "SELECT decision, reason, author, decided_at FROM overrides WHERE platform = $p AND "
-                        "account = $a AND decision IN ('spam', 'clean') " + before.format(col="decided_at")
-                   + "ORDER BY decided_at DESC NULLS LAST, decision, reason, author LIMIT 1",
-                   {"p": platform, "a": account, "cut": cutoff})
-        out["override"] = ov[0] if ov else None
-        if cutoff is not None:
-            later["overrides"] = con.execute(
-                "SELECT count(*) FROM overrides WHERE platform = ? AND account = ? AND decided_at > ?",
-                [platform, account, cutoff]).fetchall()[0][0]
-    counted_all = cutoff is None or not (later["flags"] or later["overrides"])
-    out["after_as_of"] = None if counted_all else {"as_of": _jsonable(cutoff), **later}
+    counted = "CAST($cut AS TIMESTAMP) IS NULL OR {col} IS NULL OR {col} <= $cut AS counted"
+    bind = {"p": platform, "a": account, "cut": cutoff}
+    flags = _rows(con, f"SELECT label, flagged_at, source, confidence, {counted.format(col='flagged_at')} "
+                       "FROM flags WHERE platform = $p AND account = $a "
+                       "ORDER BY flagged_at DESC NULLS LAST, label, source", bind) if table_exists(con, "flags") else []
+    overrides = _rows(con, f"SELECT decision, reason, author, decided_at, {counted.format(col='decided_at')} "
+                           "FROM overrides WHERE platform = $p AND account = $a AND decision IN ('spam', 'clean') "
+                           "ORDER BY decided_at DESC NULLS LAST, decision, reason, author",
+                      bind) if table_exists(con, "overrides") else []
+    out["direct_flags"] = [{k: v for k, v in f.items() if k != "counted"} for f in flags if f["counted"]]
+    used = [{k: v for k, v in o.items() if k != "counted"} for o in overrides if o["counted"]]
+    out["override"] = used[0] if used else None  # the latest, as the run chose it
+    later = {"flags": len(flags) - len(out["direct_flags"]), "overrides": len(overrides) - len(used)}
+    out["after_as_of"] = {"as_of": _jsonable(cutoff), **later} if any(later.values()) else None
     out["linked_accounts"] = _linked(con, platform, account, head["identity_id"])
     out["campaigns"] = _campaigns(con, platform, account)
     out["standout_features"] = _standout(con, platform, account)

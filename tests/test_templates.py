@@ -252,7 +252,7 @@ def _word_hash(word: str) -> int:
 def test_compiled_minhash_of_texts_equals_the_numpy_reference():
     import pyarrow as pa
 
-    from reputation.graph._kernels import minhash_texts
+    from reputation.graph._kernels import minhash_texts, text_hashes
     from reputation.graph.templates import _hash_family, _string_buffers
     rng = random.Random(5)
     vocab = ["alpha", "beta", "gamma", "délta", "0", "url", "spam", "x", "naïve", "zeta"]
@@ -263,7 +263,8 @@ def test_compiled_minhash_of_texts_equals_the_numpy_reference():
     mul, add = _hash_family(32, 11)
     keys = np.zeros((8, 5), dtype=np.uint64)
     low = np.zeros((5, 32), dtype=np.uint8)
-    minhash_texts(data, offsets[:-1], offsets[1:], pick, rows, mul, add, 8, 4, False, keys, low)
+    _, _, unspaced = text_hashes(data, offsets[:-1], offsets[1:])
+    minhash_texts(data, offsets[:-1], offsets[1:], unspaced, pick, rows, mul, add, 8, 4, False, keys, low)
     hashes = [np.array([_word_hash(w) for w in texts[t].split(" ")], dtype=np.uint64) for t in pick]
     ids = np.concatenate([np.full(len(h), i) for i, h in enumerate(hashes)])
     sig = minhash_signatures(ids, np.concatenate(hashes), len(pick), num_perm=32, seed=11)
@@ -390,14 +391,16 @@ def test_compiled_tokenisers_equal_text_tokens_in_scripts_without_spaces() -> No
     texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 12))) for _ in range(400)]
     texts[0] = "手"  # one lone character
     data, offsets = _string_buffers(pa.array(texts, pa.large_string()))
-    _, words = text_hashes(data, offsets[:-1], offsets[1:])
+    _, words, unspaced = text_hashes(data, offsets[:-1], offsets[1:])
+    from reputation.graph.templates import UNSPACED_RANGES
+    assert unspaced.tolist() == [any(lo <= ord(c) <= hi for c in t for lo, hi in UNSPACED_RANGES) for t in texts]
     assert words.tolist() == [len(text_tokens(t)) for t in texts]
     pick = np.arange(len(texts), dtype=np.int64)
     for bigrams in (False, True):
         mul, add = _hash_family(32, 11)
         keys = np.zeros((8, len(texts)), dtype=np.uint64)
         low = np.zeros((len(texts), 32), dtype=np.uint8)
-        minhash_texts(data, offsets[:-1], offsets[1:], pick, pick, mul, add, 8, 4, bigrams, keys, low)
+        minhash_texts(data, offsets[:-1], offsets[1:], unspaced, pick, pick, mul, add, 8, 4, bigrams, keys, low)
         hashes = []
         for t in texts:
             h = [_word_hash(w) for w in text_tokens(t)]

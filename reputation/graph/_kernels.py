@@ -391,19 +391,22 @@ def _unspaced_tokens(data: np.ndarray, start: int, end: int, sig: np.ndarray, mu
 
 @njit(cache=True, parallel=True, nogil=True)
 def text_hashes(data: np.ndarray, starts: np.ndarray,
-                ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """64-bit hash and token count of each normalised text in a byte buffer.
+                ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """64-bit hash, token count and whether it holds a script written without spaces, of each normalised
+    text in a byte buffer.
 
     Text ``t`` is ``data[starts[t]:ends[t]]`` (UTF-8 bytes; words separated by single spaces, no
     leading or trailing space, as :func:`reputation.graph.templates.normalise_texts` leaves them; for an
     Arrow string buffer ``starts, ends = offsets[:-1], offsets[1:]``). The hash is FNV-1a over the
     bytes, finalised with :func:`_fmix64`. The tokens are the words, except in scripts written without
     spaces (:func:`_is_unspaced`), whose runs count as their character bigrams
-    (:func:`reputation.graph.templates.text_tokens`); the empty text has 0 tokens.
+    (:func:`reputation.graph.templates.text_tokens`); the empty text has 0 tokens. The third array says
+    which texts hold such a script, for :func:`minhash_texts`.
     """
     n = len(starts)
     hashes = np.empty(n, dtype=np.uint64)
     words = np.empty(n, dtype=np.int32)
+    unspaced = np.zeros(n, dtype=np.bool_)
     none = np.empty(0, dtype=np.uint64)
     for t in prange(n):
         h = _FNV_OFFSET
@@ -417,14 +420,16 @@ def text_hashes(data: np.ndarray, starts: np.ndarray,
                 spaces += 1
         hashes[t] = _fmix64(h)
         if bits >= 0xE0 and _has_unspaced(data, starts[t], ends[t]):
+            unspaced[t] = True
             words[t] = _unspaced_tokens(data, starts[t], ends[t], none, none, none, False, True)
         else:
             words[t] = spaces + 1 if ends[t] > starts[t] else 0
-    return hashes, words
+    return hashes, words, unspaced
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def minhash_texts(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray,
+def minhash_texts(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, unspaced: np.ndarray,
+                  positions: np.ndarray,
                   out_rows: np.ndarray,
                   mul: np.ndarray, add: np.ndarray, bands: int, rows: int, bigrams: bool,
                   keys: np.ndarray, low: np.ndarray) -> None:  # pragma: no cover
@@ -432,9 +437,10 @@ def minhash_texts(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, positi
 
     For each ``k``, text ``positions[k]`` (see :func:`text_hashes` for the layout) is split at spaces;
     each word's bytes are hashed (FNV-1a + :func:`_fmix64`), and with ``bigrams`` each pair of
-    consecutive words adds the mixed hash of the two. A text holding a script written without spaces is
-    split into the tokens of :func:`reputation.graph.templates.text_tokens` instead (character bigrams
-    of those scripts' runs, words elsewhere; :func:`_unspaced_tokens`), each hashed the same way.
+    consecutive words adds the mixed hash of the two. A text holding a script written without spaces
+    (``unspaced``, per text, as :func:`text_hashes` returns it) is split into the tokens of
+    :func:`reputation.graph.templates.text_tokens` instead (character bigrams of those scripts' runs,
+    words elsewhere; :func:`_unspaced_tokens`), each hashed the same way.
     Signature value ``i`` is the minimum over the shingle hashes ``x`` of ``((mul[i]·x + add[i]) mod 2^64)
     >> 32`` (the family of ``reputation.graph.templates.minhash_signatures``); its band keys go to column
     ``out_rows[k]`` of ``keys`` and its low bytes to row ``out_rows[k]`` of ``low`` (see
@@ -450,10 +456,7 @@ def minhash_texts(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, positi
             sig[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
             start = starts[t]
             end = ends[t]
-            bits = np.uint8(0)  # an OR over the bytes (vectorised) spares most texts the exact test
-            for j in range(start, end):
-                bits |= data[j]
-            if bits >= 0xE0 and _has_unspaced(data, start, end):
+            if unspaced[t]:
                 _unspaced_tokens(data, start, end, sig, mul, add, bigrams, False)
                 _finish_signature(sig, bands, rows, keys, low, out_rows[k])
                 continue

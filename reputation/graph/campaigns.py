@@ -15,10 +15,10 @@ Method, set-wise in SQL (numpy/scipy only for connected components):
    ``min_window_messages`` messages of that template with that domain in the window — mass sending,
    not one stock phrase ("please add me to your list") that many people happen to type on the same day.
    The link domain is part of the action because template texts are generic (two recruiters' job ads are
-   near-copies) while each bulk sender links its own site and
-   each operator its own domains. A (template, domain) that an account mostly sends to recipients who
-   already got it in an earlier window (repeat share ≥ ``max_repeat_share``) is a mailing list — a
-   newsletter's weekly issue to its subscribers — not a campaign action: spam waves hit new strangers.
+   near-copies) while each bulk sender links its own site and each operator its own domains. A (template,
+   domain) that an account mostly sends to recipients who already got it in an earlier window (repeat
+   share ≥ ``max_repeat_share``) is a mailing list — a newsletter's weekly issue to its subscribers — not
+   a campaign action: spam waves hit new strangers.
    This keeps two unrelated bulk senders apart even when they share a link domain (a newsletter
    platform) and a generic frame text and happen to send on the same days. Only templates sent by at
    least two accounts can be shared; windows shared by more than ``max_bucket_accounts`` accounts are

@@ -779,9 +779,9 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
         raw_hash[pos:end] = raw.column("rh").to_numpy()
         sent[pos:end] = raw.column("n").to_numpy()
         del raw
-        norm_hash[pos:end], words[pos:end] = text_hashes(data, starts, ends)
+        norm_hash[pos:end], words[pos:end], unspaced = text_hashes(data, starts, ends)
         local = np.flatnonzero(words[pos:end] >= params.min_tokens)
-        minhash_texts(data, starts, ends, local, local + pos, mul, add, params.bands, params.rows,
+        minhash_texts(data, starts, ends, unspaced, local, local + pos, mul, add, params.bands, params.rows,
                       params.bigrams, keys, low)
         del data, starts, ends
         pos = end

@@ -155,4 +155,3 @@ def build_flag_evidence(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> in
                         "like the rest (give a replay only the input up to as_of)", ctx.as_of, later[2])
     comment_table(con, FLAG_EVIDENCE_TABLE, FLAG_EVIDENCE_DOC, FLAG_EVIDENCE_COLUMNS)
     return int(con.execute("SELECT count(*) FROM flag_evidence").fetchall()[0][0])
-
