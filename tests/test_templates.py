@@ -514,3 +514,30 @@ def test_lookalike_letters_fold_to_latin_and_leave_cyrillic_texts_apart() -> Non
     build_templates(con, CTX)
     ids = dict(con.execute("SELECT account, template_id FROM templates").fetchall())
     assert ids["s0"] == ids["s1"] and len({ids["s2"], ids["s3"], ids["s4"], ids["s0"]}) == 4
+
+
+def test_invisible_characters_are_removed_so_they_split_no_word() -> None:
+    import polars as pl
+
+    from reputation.graph.templates import DEFAULT_IGNORABLE_RANGES
+    # the list is Unicode's Default_Ignorable_Code_Point, as the regex engine's own table has it
+    listed = {cp for lo, hi in DEFAULT_IGNORABLE_RANGES for cp in range(lo, hi + 1)}
+    every = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    table = pl.Series([chr(cp) for cp in every]).str.contains(r"^\p{Default_Ignorable_Code_Point}$").to_numpy()
+    assert listed == {cp for cp, hit in zip(every, table, strict=True) if hit}
+
+    plain = "Claim your free prize now, only today: https://win.example/x"
+    hidden = ("Cl\u200baim y\u00adour fr\u200dee pr\u2060ize n\ufeffow, on\u200cly to\u034fday: "
+              "https://win.example/x")
+    texts = [plain, hidden, "便\ufe00宜手机", "love it \u2764\ufe0f so", "\u200b", None]
+    out = normalise_texts(pa.array(texts)).to_pylist()
+    assert out[0] == out[1] == "claim your free prize now only today url"
+    assert text_tokens(out[2]) == ["便宜", "宜手", "手机"]  # a variation selector no longer breaks the run
+    assert out[3:] == ["love it so", "", None]
+    sql = duckdb.sql(f"SELECT {NORMALISE_SQL} FROM (SELECT unnest(?) AS text)", params=[texts[:5]]).fetchall()
+    assert [r[0] for r in sql] == out[:5]  # the SQL reference removes them too
+
+    rows = [("p", f"s{i}", f"v{i}", None, T0 + timedelta(hours=i), text) for i, text in enumerate([plain, hidden])]
+    con = _con(rows)
+    build_templates(con, CTX)
+    assert con.execute("SELECT count(DISTINCT template_id), count(*) FROM templates").fetchall() == [(1, 2)]

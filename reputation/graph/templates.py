@@ -5,12 +5,14 @@ Spam is one text sent many times, usually lightly varied so that exact matching 
 whose text is long enough a ``template_id`` shared by all its near-copies on every platform:
 
 1. **Normalise** each *distinct* raw text (:func:`normalise_texts`, polars' Rust regex, in chunks; the
-   rules of the SQL expression :data:`NORMALISE_SQL`, with two folds that DuckDB lacks): compatibility
-   forms → plain letters (NFKC: full-width and mathematical "𝐅𝐑𝐄𝐄" → "FREE"), lower case, lookalike
-   letters of other scripts → Latin (a Cyrillic "а" in "viаgra"), URLs → ``url``, digit runs → ``0``,
-   punctuation and whitespace runs → one space. Each normalised text is hashed and its words
-   counted by a compiled kernel reading the Arrow string buffer (:mod:`reputation.graph._kernels`).
-   Messages are joined back once, at the end, by the 64-bit hash of their raw text.
+   rules of the SQL expression :data:`NORMALISE_SQL`, with two folds that DuckDB lacks): invisible
+   characters removed (a zero-width space inside "fr\\u200bee", a variation selector), compatibility
+   forms → plain letters (NFKC, the first fold: full-width and mathematical "𝐅𝐑𝐄𝐄" → "FREE"), lower
+   case, lookalike letters of other scripts → Latin (the second: a Cyrillic "а" in "viаgra"), URLs →
+   ``url``, digit runs → ``0``, punctuation and whitespace runs → one space. Each normalised text is
+   hashed and its words counted by a compiled kernel reading the Arrow string buffer
+   (:mod:`reputation.graph._kernels`). Messages are joined back once, at the end, by the 64-bit hash
+   of their raw text.
 2. Work on the **distinct** normalised texts only. Texts with fewer than ``min_tokens`` words ("ok",
    "thanks, see you") get no template: short phrases are said by everyone and must not form clusters.
    A "word" is a token of :func:`text_tokens`: in scripts written without spaces (Chinese, Japanese,
@@ -95,16 +97,33 @@ TABLE = "templates"
 MESSAGE_TABLE = "message_templates"
 CLUSTER_TABLE = "template_clusters"
 
-#: SQL expression normalising a column named ``text`` (see module docs): URLs → ``url``, digit runs →
-#: ``0``, then every run of characters that are neither letters, combining marks nor digits (punctuation
-#: and whitespace alike) → one space. ``\pL``/``\pM``/``\pN`` keep the letters, vowel signs and digits of
+#: Code point ranges of Unicode's default-ignorable characters (``Default_Ignorable_Code_Point``, UCD
+#: DerivedCoreProperties: zero-width space, joiner and non-joiner, soft hyphen, word joiner, bidi controls,
+#: variation selectors, tag characters, fillers). They render as nothing, so spam slips them into words
+#: ("fr\u200bee") to get past word filters; kept, each would split its word in two (a format character
+#: is neither letter, mark nor digit), and a variation selector after a Chinese character would break the
+#: character run in two. Every normalisation removes them first. A test checks the list against the
+#: regex engine's own property table.
+DEFAULT_IGNORABLE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+    (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+#: A character class of :data:`DEFAULT_IGNORABLE_RANGES`, for RE2 (DuckDB) and polars' regex alike.
+_IGNORABLE_RE = "[" + "".join(f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in DEFAULT_IGNORABLE_RANGES) + "]"
+
+#: SQL expression normalising a column named ``text`` (see module docs): invisible characters
+#: (:data:`DEFAULT_IGNORABLE_RANGES`) removed, URLs → ``url``, digit runs → ``0``, then every run of
+#: characters that are neither letters, combining marks nor digits (punctuation and whitespace alike) →
+#: one space. ``\pL``/``\pM``/``\pN`` keep the letters, vowel signs and digits of
 #: every script (RE2's ``\w`` is ASCII; without ``\pM`` a Devanagari or Thai word fell apart at each
 #: vowel sign). For analysts reproducing templates in SQL: RE2 and polars' regex differ on a few Unicode
 #: details (a final sigma, a no-break space inside a URL), and :func:`normalise_texts` also folds
 #: compatibility forms (NFKC: full-width and mathematical letters, ligatures, ½) and lookalike letters
 #: (:data:`CONFUSABLE_LETTERS`); the pipeline uses :func:`normalise_texts`.
 NORMALISE_SQL = (
-    "trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(lower(' ' || text), "
+    "trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(lower(' ' || "
+    f"regexp_replace(text, '{_IGNORABLE_RE}', '', 'g')), "
     r"'(https?://|www\.)\S+', ' url ', 'g'), "
     r"'\pN+', '0', 'g'), "
     r"'([^\pL\pN\pM])\pM+', '\1', 'g'), "
@@ -228,7 +247,8 @@ def text_tokens(normalised: str) -> list[str]:
 def normalise_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Normalise many texts at once, by the rules of :data:`NORMALISE_SQL`, with polars' Rust regex.
 
-    Unicode compatibility forms folded to their plain letters first (NFKC: the mathematical bold and
+    Invisible characters removed first (:data:`DEFAULT_IGNORABLE_RANGES`: "fr\\u200bee" is "free"),
+    Unicode compatibility forms folded to their plain letters (NFKC: the mathematical bold and
     script letters, full-width forms and ligatures that spam uses to slip past word filters, "𝐅𝐑𝐄𝐄" and
     "ＦＲＥＥ" become "FREE"), lower case, lookalike letters of other scripts → the Latin
     letter (:data:`CONFUSABLE_LETTERS`: a Cyrillic "а" in "viаgra"; these two folds are what
@@ -253,6 +273,9 @@ def normalise_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     ['héllo wörld call 0 0 url now', 'ठीक है धन्यवाद', 'free iphone', 'buy cheap viagra']
     """
     s = pl.Series("text", texts).cast(pl.String)
+    hidden = s.str.contains(_IGNORABLE_RE).fill_null(False)
+    if hidden.any():
+        s = s.scatter(hidden.arg_true(), s.filter(hidden).str.replace_all(_IGNORABLE_RE, ""))
     fold = s.str.contains(_NFKC_MAY_CHANGE_RE).fill_null(False)
     if fold.any():
         s = s.scatter(fold.arg_true(), s.filter(fold).str.normalize("NFKC"))
