@@ -107,12 +107,13 @@ class _Params:
     greet_share: float  # share of spam templates personalised with the recipient's first name
     burst_mean: float  # mean messages per spam burst
     gap_s: float  # mean seconds between messages inside a burst
+    char_tricks: float  # share of spun template variants with character tricks (invisible, lookalike, wide)
 
 
 _DIFFICULTY: dict[str, _Params] = {
-    "easy": _Params(0.02, 0.10, 0.2, 0.3, 0.60, 0.02, 0.01, 0.0, 11.0, 45.0),
-    "default": _Params(0.025, 0.10, 0.5, 0.6, 0.35, 0.04, 0.02, 0.15, 10.0, 90.0),
-    "adversarial": _Params(0.04, 0.10, 0.8, 1.0, 0.20, 0.10, 0.03, 0.5, 8.0, 240.0),
+    "easy": _Params(0.02, 0.10, 0.2, 0.3, 0.60, 0.02, 0.01, 0.0, 11.0, 45.0, 0.1),
+    "default": _Params(0.025, 0.10, 0.5, 0.6, 0.35, 0.04, 0.02, 0.15, 10.0, 90.0, 0.3),
+    "adversarial": _Params(0.04, 0.10, 0.8, 1.0, 0.20, 0.10, 0.03, 0.5, 8.0, 240.0, 0.6),
 }
 
 
@@ -438,6 +439,36 @@ def _parse_pattern(sentence: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...
     """Split ``"a {x|y} b"`` into literal pieces ``("a ", " b")`` and option groups ``(("x", "y"),)``."""
     pieces = _GROUP.split(sentence)
     return tuple(pieces[0::2]), tuple(tuple(g.split("|")) for g in pieces[1::2])
+
+
+#: Characters that render as nothing, slipped into a word to break word filters ("fr\u200bee").
+_INVISIBLE = ("\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff")
+#: Latin letters and the Cyrillic letters that look like them ("сheap" with a Cyrillic с).
+_LOOKALIKES = str.maketrans({"a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у", "i": "і"})
+
+
+def _char_tricks(text: str, rng: np.random.Generator) -> str:
+    """One kind of character trick on 1–3 words of four or more characters of ``text``.
+
+    The kinds spam uses to get a known text past word filters while it reads the same: an invisible
+    character inside the word, Cyrillic lookalikes for its Latin letters, or full-width forms of the
+    whole word. Words holding the URL placeholder (``\x00``) are left alone.
+    """
+    words = text.split(" ")
+    cand = [i for i, w in enumerate(words) if len(w) >= 4 and "\x00" not in w]
+    if not cand:
+        return text
+    kind = int(rng.integers(0, 3))
+    for i in rng.choice(cand, size=min(len(cand), int(rng.integers(1, 4))), replace=False).tolist():
+        w = words[i]
+        if kind == 0:
+            at = int(rng.integers(1, len(w)))
+            words[i] = w[:at] + _INVISIBLE[int(rng.integers(0, len(_INVISIBLE)))] + w[at:]
+        elif kind == 1:
+            words[i] = w.translate(_LOOKALIKES)
+        else:
+            words[i] = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in w)
+    return " ".join(words)
 
 
 def _spin(
@@ -1189,6 +1220,7 @@ class _World:
     def _make_templates(self, rng: np.random.Generator, n_tpl: np.ndarray) -> None:
         themes = list(words.SPAM_THEMES)
         greet_p = self.prm.greet_share
+        tricks = self.rng("char-tricks")  # a stream of its own: the rest of the world is drawn as before
         pres, posts, urls, greets = [], [], [], []
         for op in range(self.n_ops):
             theme_ids = rng.choice(len(themes), size=min(2, len(themes)), replace=False)
@@ -1218,7 +1250,10 @@ class _World:
                         if rng.random() < 0.5:
                             body = [body[int(i)] for i in rng.permutation(len(body))]
                         cta_txt = _spin(cta, rng, cta_base[1], 0.35)[0]
-                    pre, _, post = (" ".join(body) + " " + cta_txt).partition("\x00")
+                    full = " ".join(body) + " " + cta_txt
+                    if v > 0 and tricks.random() < self.prm.char_tricks:
+                        full = _char_tricks(full, tricks)
+                    pre, _, post = full.partition("\x00")
                     pres.append(pre)
                     posts.append(post)
         self.tpl_pre = pl.Series(pres, dtype=pl.String)
@@ -2146,7 +2181,9 @@ Evasion kinds:
 
 - `fresh_account`: created shortly before it started sending (every re-registration is one);
 - `handle_variation`: handle derived from the persona's other handles (j.smith -> jsmith82);
-- `template_spinning`: near-duplicate texts (synonyms, reordered sentences, random tokens, tracking URLs);
+- `template_spinning`: near-duplicate texts (synonyms, reordered sentences, random tokens, tracking URLs,
+  and in some variants character tricks: invisible characters inside words, Cyrillic lookalike letters,
+  full-width forms);
 - `timing_jitter`: messages spread over the persona's daytime instead of bot-like bursts;
 - `no_shared_identifier`: own email, phone, device and IP, shared with none of the persona's accounts.
 

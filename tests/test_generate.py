@@ -409,6 +409,25 @@ def test_flag_share_and_evasion_rates_follow_difficulty(difficulty_worlds: dict)
     assert flag_share["easy"] > flag_share["default"] > flag_share["adversarial"]
 
 
+def test_character_tricks_follow_difficulty_and_normalise_away(difficulty_worlds: dict) -> None:
+    import pyarrow as pa
+
+    from reputation.graph.templates import normalise_texts
+    # invisible characters, Cyrillic lookalikes of Latin letters, full-width forms
+    trick = r"[\x{200B}-\x{200D}\x{2060}\x{AD}\x{FEFF}\x{FF01}-\x{FF5E}асеорхуі]"
+    share = {}
+    for d, (root, _s) in difficulty_worlds.items():
+        con = _load(root)
+        by_role = dict(con.execute("SELECT role, avg(regexp_matches(text, ?)::INT) FROM m WHERE NOT compromised "
+                                   "GROUP BY 1", [trick]).fetchall())
+        assert by_role["honest"] == by_role["bulk"] == 0.0  # only spam plays tricks
+        share[d] = by_role["spammer"]
+        tricked = [r[0] for r in con.execute("SELECT text FROM m WHERE regexp_matches(text, ?)", [trick]).fetchall()]
+        # the spam texts are English: once normalised, no trick is left
+        assert tricked and all(t.isascii() for t in normalise_texts(pa.array(tricked)).to_pylist()), d
+    assert 0 < share["easy"] < share["default"] < share["adversarial"], share
+
+
 # -- behaviour measured from the files -----------------------------------------------------------
 
 
