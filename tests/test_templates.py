@@ -12,6 +12,7 @@ import pytest
 
 from reputation.config import Settings
 from reputation.context import StageContext
+from reputation.graph import templates as templates_module
 from reputation.graph.templates import (
     NORMALISE_SQL,
     TemplateParams,
@@ -24,6 +25,7 @@ from reputation.graph.templates import (
     minhash_signatures,
     normalise_texts,
     normalised_buffers,
+    sorted_unique_inverse,
     text_tokens,
 )
 from reputation.schema import STORED_TABLES
@@ -350,7 +352,11 @@ def test_band_roots_with_ids_equal_band_roots_of_the_permuted_keys():
         assert all(want[b, i] == first[by_id[b, i]] for i in range(0, n, 97))
 
 
-def test_compiled_normalisation_equals_the_regex_one_on_tricky_texts() -> None:
+@pytest.mark.parametrize("parallel_min", [None, 1_000])
+def test_compiled_normalisation_equals_the_regex_one_on_tricky_texts(parallel_min, monkeypatch) -> None:
+    # parallel_min 1_000: the non-ASCII texts are normalised in two slices on two threads, put back in order
+    if parallel_min is not None:
+        monkeypatch.setattr(templates_module, "PARALLEL_NORMALISE_MIN", parallel_min)
     # URL prefixes cut short or followed by space, mixed case, digit runs inside words, every ASCII
     # white-space byte and one that is not (0x1c), and non-ASCII texts (left to the regex path)
     rng = np.random.default_rng(7)
@@ -541,3 +547,20 @@ def test_invisible_characters_are_removed_so_they_split_no_word() -> None:
     con = _con(rows)
     build_templates(con, CTX)
     assert con.execute("SELECT count(DISTINCT template_id), count(*) FROM templates").fetchall() == [(1, 2)]
+
+
+@pytest.mark.parametrize("size", [0, 1, 5_000])
+def test_sorted_unique_inverse_equals_numpy_unique(size):
+    """The parallel dedupe of the template stage numbers hashes exactly as np.unique does: ascending
+    distinct values (including those above 2**63, where a signed sort would misorder them), each input
+    mapped to its value's position, whatever the input order."""
+    rng = np.random.default_rng(size)
+    distinct = rng.integers(0, 2**64 - 1, size=max(size // 3, 1), dtype=np.uint64, endpoint=True)
+    values = distinct[rng.integers(0, len(distinct), size=size)]
+    uniq, inverse = sorted_unique_inverse(values)
+    expected_uniq, expected_inverse = np.unique(values, return_inverse=True)
+    assert uniq.dtype == np.uint64 and inverse.dtype == np.int32
+    assert np.array_equal(uniq, expected_uniq)
+    assert np.array_equal(inverse, expected_inverse)
+    if size > 1:  # the case that matters is in the data
+        assert (values >= 2**63).any() and (values < 2**63).any()

@@ -69,6 +69,7 @@ True
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -293,6 +294,29 @@ def normalise_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     return out.to_arrow()
 
 
+#: Fewer texts than this are normalised by polars in one call; more are split over ``NORMALISE_THREADS``.
+PARALLEL_NORMALISE_MIN = 20_000
+#: Threads of :func:`_normalise_texts_parallel`: one per core of the 2-core target machine.
+NORMALISE_THREADS = 2
+
+
+def _normalise_texts_parallel(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """:func:`normalise_texts` of ``texts`` in ``NORMALISE_THREADS`` slices at once.
+
+    Each of polars' string passes runs on one core, and the stage has nothing else to do meanwhile, so
+    the non-ASCII texts, a sixth of the 23M distinct texts of a 30M-message world and about two thirds
+    of the normalisation time, are split in halves normalised on two threads (polars releases the GIL).
+    On 160k such texts (2 cores): 0.28–0.33 s against 0.46–0.55 s in one call. The result is the same
+    array, row for row.
+    """
+    if len(texts) < PARALLEL_NORMALISE_MIN:
+        return normalise_texts(texts)
+    step = -(-len(texts) // NORMALISE_THREADS)
+    with ThreadPoolExecutor(max_workers=NORMALISE_THREADS) as pool:
+        parts = list(pool.map(normalise_texts, [texts.slice(i, step) for i in range(0, len(texts), step)]))
+    return pa.concat_arrays(parts)
+
+
 def normalised_buffers(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The normalised ``texts`` as a byte buffer with each text's start and end, equal to
     :func:`normalise_texts`'s strings.
@@ -313,7 +337,7 @@ def normalised_buffers(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, n
     starts = offsets[:-1].copy()
     other = np.flatnonzero(~is_ascii)
     if len(other):
-        rest, rest_offsets = _string_buffers(normalise_texts(texts.take(pa.array(other))))
+        rest, rest_offsets = _string_buffers(_normalise_texts_parallel(texts.take(pa.array(other))))
         misfit = place_strings(out, starts, lengths, np.diff(offsets), other, rest, rest_offsets)
         if misfit.any():  # rare: Unicode lower case can be longer than the original ('Ⱥ': 2 -> 3 bytes)
             k = np.flatnonzero(misfit)
@@ -580,6 +604,26 @@ def cluster_pairs(m: int, left: np.ndarray, right: np.ndarray, low: np.ndarray, 
     return hub_clusters(m, left, right).astype(np.int64)
 
 
+def sorted_unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``, with the inverse as ``int32``, from polars' dense rank.
+
+    The rank sorts on every core; ``np.unique`` argsorts on one. On the 20M normalised-text hashes of a
+    30M-message world (2 cores) it took 2.2–2.4 s against ``np.unique``'s 7.3 s. The distinct values come
+    out in ascending order, so the numbering does not depend on the input's row order.
+
+    >>> uniq, inverse = sorted_unique_inverse(np.array([7, 3, 7, 2**64 - 1], dtype=np.uint64))
+    >>> uniq.tolist(), inverse.tolist()
+    ([3, 7, 18446744073709551615], [1, 0, 1, 2])
+    """
+    if len(values) == 0:
+        return values[:0].copy(), np.zeros(0, dtype=np.int32)
+    inverse = pl.Series(values).rank("dense").to_numpy().astype(np.int32)
+    inverse -= 1
+    uniq = np.empty(int(inverse.max()) + 1, dtype=values.dtype)
+    uniq[inverse] = values
+    return uniq, inverse
+
+
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """The UTF-8 bytes and int64 offsets of an Arrow string array (no copy for ``large_string``)."""
     if not pa.types.is_large_string(arr.type):
@@ -814,12 +858,12 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
     #    row order; two texts with equal 64-bit hashes count as one): their sketches are moved to the
     #    front, band by band in place, in that order
     eligible = np.flatnonzero(words[:pos] >= params.min_tokens)
-    uniq, inverse = np.unique(norm_hash[eligible], return_inverse=True)
+    uniq, inverse = sorted_unique_inverse(norm_hash[eligible])
     del norm_hash
     m = len(uniq)
     # compiled: each distinct text's first sketch moved to the front of `keys` in storage order (streaming),
     # `ids` its text id (hash rank), `rep` the raw position of each id, `low` re-ordered by id
-    ids, rep, low = compact_representatives(keys, low, eligible, inverse.astype(np.int32), m)
+    ids, rep, low = compact_representatives(keys, low, eligible, inverse, m)
     keys = keys[:, :m]
     clock.lap("dedupe")
     # 5.–6. candidate pairs, verification, clusters (each big array freed as soon as it is used up)
@@ -852,7 +896,7 @@ def build_templates(con: duckdb.DuckDBPyConnection, ctx: StageContext,
         con.unregister("_tpl_root_view")
     clusters = pa.table({"template_id": template_ids(root_texts.column("tkey").to_numpy()),
                          "texts": root_texts.column("texts"),
-                         "example": normalise_texts(root_texts.column("text"))})
+                         "example": _normalise_texts_parallel(root_texts.column("text"))})
     del root_texts
     clock.lap("examples")
     # raw text hash → template key (the smallest normalised-text hash of its cluster)
