@@ -175,10 +175,16 @@ def _flat(prefix: str, value: Any, out: list[tuple[str, Any]]) -> None:
         out.append((prefix, value))
 
 
+def _by_difficulty(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``summary``'s items from easy to adversarial (results.json stores its keys sorted by name)."""
+    rank = {d: i for i, d in enumerate(DIFFICULTIES)}
+    return sorted(summary.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
+
+
 def engine_ahead(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(difficulty, ROC-AUC engine vs best baseline, ahead?) rows."""
     rows = []
-    for difficulty, s in summary.items():
+    for difficulty, s in _by_difficulty(summary):
         rep = s["reputation"]
         eng = rep.get("engine", {}).get("roc_auc")
         others = {
@@ -209,7 +215,7 @@ def markdown(res: dict[str, Any]) -> str:
     for w in res.get("worlds", []):
         if "error" in w:
             lines.append(f"\n**{w['difficulty']} seed {w['seed']} failed:** {w['error'][:300]}")
-    for difficulty, s in res.get("summary", {}).items():
+    for difficulty, s in _by_difficulty(res.get("summary", {})):
         rep = s["reputation"]
         names = ["engine", *[m for m in rep if m != "engine"]]
         lines.append(f"\n#### {difficulty} ({s['worlds']} world(s))\n")

@@ -332,3 +332,13 @@ def test_profile_stages_times_statements_on_a_copy(tiny_run: tuple[Path, Path]) 
     assert "stage reputation:" in profile_stages.render(results)
     with pytest.raises(ValueError, match="unknown stage"):
         profile_stages.profile_stages(db, world / "pipeline.toml", ["nope"])
+
+
+def test_quality_rows_run_from_easy_to_adversarial_whatever_the_stored_key_order() -> None:
+    """results.json sorts its keys (adversarial, default, easy); the report lists levels by difficulty."""
+    def level(auc: float) -> dict:
+        return {"reputation": {"engine": {"roc_auc": auc}, "sybilrank": {"roc_auc": auc - 0.1}}}
+
+    stored = {"adversarial": level(0.97), "default": level(0.98), "easy": level(0.99)}
+    assert [row[0] for row in quality.engine_ahead(stored)] == ["easy", "default", "adversarial"]
+    assert quality.engine_ahead(stored)[0][1] == "engine 0.9900 vs best baseline sybilrank 0.8900"
