@@ -66,6 +66,10 @@ def test_compress_patterns_round_trips() -> None:
     assert (pat[inverse] == g).all() and (pflag[inverse] == flag).all()
     assert count.sum() == 500 and len(pat) < 500
     assert len({(tuple(r), f) for r, f in zip(pat.tolist(), pflag.tolist(), strict=True)}) == len(pat)
+    for p in range(len(pat)):  # each count is how many input rows carry that pattern and flag
+        assert count[p] == ((g == pat[p]).all(axis=1) & (flag == pflag[p])).sum()
+    again = compress_patterns(g[::-1], flag[::-1])  # numbered by pattern, not by where it first appears
+    assert (again[0] == pat).all() and (again[2] == count).all()
 
 
 def _profile_db(profiles: np.ndarray, sent: list[int]) -> duckdb.DuckDBPyConnection:

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from reputation._arrays import sorted_unique_inverse
 from reputation.config import Settings
 from reputation.context import StageContext
 from reputation.graph import templates as templates_module
@@ -25,7 +26,6 @@ from reputation.graph.templates import (
     minhash_signatures,
     normalise_texts,
     normalised_buffers,
-    sorted_unique_inverse,
     text_tokens,
 )
 from reputation.schema import STORED_TABLES

@@ -37,6 +37,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from .._arrays import sorted_unique_inverse
 from .blocking import (
     ACCOUNTS,
     CONTACTS,
@@ -604,8 +605,13 @@ def compress_patterns(g: np.ndarray, flag: np.ndarray | None = None
     key = flag.astype(np.int64)
     for j in range(k):
         key = (key << 4) | (g[:, j].astype(np.int64) + 1)
-    _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
-    return g[first], flag[first], counts.astype(np.float64), inverse.reshape(-1)
+    # patterns in key order, as np.unique numbers them (on both cores); any row of a pattern represents
+    # it, since every row with the same key has the same levels and flag
+    _, inverse = sorted_unique_inverse(key)
+    counts = np.bincount(inverse)
+    rep = np.empty(len(counts), dtype=np.int64)
+    rep[inverse] = np.arange(n, dtype=np.int64)
+    return g[rep], flag[rep], counts.astype(np.float64), inverse
 
 
 def estimate(g_blocked: np.ndarray, g_random: np.ndarray, fixed_match: np.ndarray, total_pairs: int,
