@@ -49,7 +49,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_JSON, RESULTS_MD, load_average, md_table, update_results
+from benchmarks.common import PACKAGES, RESULTS_JSON, RESULTS_MD, load_average, md_table, update_results
 
 SUITES = ("quality", "attack", "perf")
 #: Hand-written history (before/after figures of optimisation work), included in RESULTS.md as is.
@@ -167,6 +167,11 @@ def _targets(data: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _package_order(packages: dict[str, str]) -> list[str]:
+    """The recorded packages in :data:`benchmarks.common.PACKAGES` order, then any others by name."""
+    return [p for p in PACKAGES if p in packages] + sorted(set(packages) - set(PACKAGES))
+
+
 def render(data: dict[str, Any] | None = None, path: Path = RESULTS_MD) -> str:
     """Write RESULTS.md from the results (default: results.json) and return its text."""
     from benchmarks import attack_edges, perf, quality
@@ -195,7 +200,9 @@ def render(data: dict[str, Any] | None = None, path: Path = RESULTS_MD) -> str:
             f"{m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['os']}, Python {m['python']} "
             "(as of the latest run; each section names the commit it measured).",
             "",
-            "Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v) + ".",
+            # in PACKAGES' order (results.json stores the keys sorted), then any others
+            "Packages: " + ", ".join(f"{k} {m['packages'][k]}" for k in _package_order(m["packages"])
+                                     if m["packages"][k]) + ".",
             "",
         ]
     rows = _targets(data)

@@ -215,7 +215,7 @@ def test_report_renders_targets(tmp_path: Path) -> None:
                 "ram_gib": 1,
                 "os": "linux",
                 "python": "3.11",
-                "packages": {"duckdb": "2"},
+                "packages": {"duckdb": "2", "extra": "1", "numpy": None, "reputation": "0.1"},  # json order
                 "git_commit": "abc1234",
                 "git_uncommitted_files": 2,
             },
@@ -239,6 +239,7 @@ def test_report_renders_targets(tmp_path: Path) -> None:
     assert "| perf (quick): 10M messages peak RSS ≤ 6 GiB | 6.84 GiB | NO |" in text
     assert "25.0× | NO" in text
     assert "· git abc1234 + 2 uncommitted files ·" in text  # each section names the tree it measured
+    assert "Packages: reputation 0.1, duckdb 2, extra 1." in text  # the project first, unknown versions left out
     assert md_table(["a"], [[None]]).strip().endswith("| – |")
 
 
