@@ -6,6 +6,20 @@ import numpy as np
 import polars as pl
 
 
+def dense_rank(values: np.ndarray) -> np.ndarray:
+    """Each value's position among the distinct values in ascending order (``int32``): the inverse of
+    ``np.unique(values, return_inverse=True)``, from polars' dense rank on every core.
+
+    >>> dense_rank(np.array([7, 3, 7, 2**64 - 1], dtype=np.uint64)).tolist()
+    [1, 0, 1, 2]
+    """
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int32)
+    rank = pl.Series(values).rank("dense").to_numpy().astype(np.int32)
+    rank -= 1
+    return rank
+
+
 def sorted_unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(values, return_inverse=True)``, with the inverse as ``int32``, from polars' dense rank.
 
@@ -18,10 +32,7 @@ def sorted_unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> uniq.tolist(), inverse.tolist()
     ([3, 7, 18446744073709551615], [1, 0, 1, 2])
     """
-    if len(values) == 0:
-        return values[:0].copy(), np.zeros(0, dtype=np.int32)
-    inverse = pl.Series(values).rank("dense").to_numpy().astype(np.int32)
-    inverse -= 1
-    uniq = np.empty(int(inverse.max()) + 1, dtype=values.dtype)
+    inverse = dense_rank(values)
+    uniq = np.empty(int(inverse.max()) + 1 if len(inverse) else 0, dtype=values.dtype)
     uniq[inverse] = values
     return uniq, inverse

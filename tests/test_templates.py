@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from reputation._arrays import sorted_unique_inverse
 from reputation.config import Settings
 from reputation.context import StageContext
 from reputation.graph import templates as templates_module
@@ -548,19 +547,3 @@ def test_invisible_characters_are_removed_so_they_split_no_word() -> None:
     build_templates(con, CTX)
     assert con.execute("SELECT count(DISTINCT template_id), count(*) FROM templates").fetchall() == [(1, 2)]
 
-
-@pytest.mark.parametrize("size", [0, 1, 5_000])
-def test_sorted_unique_inverse_equals_numpy_unique(size):
-    """The parallel dedupe of the template stage numbers hashes exactly as np.unique does: ascending
-    distinct values (including those above 2**63, where a signed sort would misorder them), each input
-    mapped to its value's position, whatever the input order."""
-    rng = np.random.default_rng(size)
-    distinct = rng.integers(0, 2**64 - 1, size=max(size // 3, 1), dtype=np.uint64, endpoint=True)
-    values = distinct[rng.integers(0, len(distinct), size=size)]
-    uniq, inverse = sorted_unique_inverse(values)
-    expected_uniq, expected_inverse = np.unique(values, return_inverse=True)
-    assert uniq.dtype == np.uint64 and inverse.dtype == np.int32
-    assert np.array_equal(uniq, expected_uniq)
-    assert np.array_equal(inverse, expected_inverse)
-    if size > 1:  # the case that matters is in the data
-        assert (values >= 2**63).any() and (values < 2**63).any()

@@ -37,7 +37,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .._arrays import sorted_unique_inverse
+from .._arrays import dense_rank
 from .blocking import (
     ACCOUNTS,
     CONTACTS,
@@ -607,7 +607,7 @@ def compress_patterns(g: np.ndarray, flag: np.ndarray | None = None
         key = (key << 4) | (g[:, j].astype(np.int64) + 1)
     # patterns in key order, as np.unique numbers them (on both cores); any row of a pattern represents
     # it, since every row with the same key has the same levels and flag
-    _, inverse = sorted_unique_inverse(key)
+    inverse = dense_rank(key)
     counts = np.bincount(inverse)
     rep = np.empty(len(counts), dtype=np.int64)
     rep[inverse] = np.arange(n, dtype=np.int64)
