@@ -300,3 +300,28 @@ def test_matches_reference_sql(seed):
         if new is not None:
             assert new == pytest.approx(ref, abs=1e-12)
     assert con.sql("SELECT count(*) FROM features WHERE dormancy_burst > 0").fetchall()[0][0] > 0
+
+
+@pytest.mark.parametrize("messages", [1_000, 300_000])
+def test_sender_keys_reach_the_kernel_read_only_however_many_chunks(messages: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Arrow chunk converts read-only, several into a writable copy: the kernel must see one type."""
+    from reputation.graph import features
+
+    con = duckdb.connect()
+    for t in ("messages", "accounts"):
+        con.execute(STORED_TABLES[t].ddl())
+    con.execute("""INSERT INTO messages (platform, sender, sent_at, text)
+                   SELECT 'p', 'a' || (i % 997), TIMESTAMP '2026-01-05' + INTERVAL (i) SECOND, 'hi'
+                   FROM range($n) r(i)""", {"n": messages})
+    seen = []
+    kernel = features._dense_ids
+
+    def recording(keys: np.ndarray):
+        seen.append(keys.flags.writeable)
+        return kernel(keys)
+
+    monkeypatch.setattr(features, "_dense_ids", recording)
+    out = features._timelines(con)
+    assert seen == [False]
+    assert out.num_rows == 997 and sum(out.column("messages_sent").to_pylist()) == messages
