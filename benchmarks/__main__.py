@@ -14,6 +14,7 @@ Usage
     python -m benchmarks full --suites perf --sizes 30000000 --timeout 3600 --max-rss-gib 17  # ~6 min a run
     python -m benchmarks report                   # re-render RESULTS.md from results.json
     python -m benchmarks.profile_stages DB --config CONFIG STAGE...  # where a stage's time goes
+    python -m benchmarks.ab BASE [--head REV] [--messages N]  # a change timed against BASE, runs interleaved
 
 Suites (``--suites``, comma-separated; default all):
 

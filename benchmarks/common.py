@@ -259,8 +259,9 @@ def run_json_subprocess(
     env: dict[str, str] | None = None,
     stderr_path: Path | None = None,
     max_rss_mib: float | None = None,
+    cwd: Path = ROOT,
 ) -> dict[str, Any]:
-    """Run ``python args...`` in a fresh interpreter; parse its last stdout line as JSON.
+    """Run ``python args...`` in a fresh interpreter (in ``cwd``); parse its last stdout line as JSON.
 
     A fresh process per measurement keeps peak RSS (a process-lifetime high-water mark) per run.
     The child's stderr goes to ``stderr_path`` (kept, so progress survives a timeout) or a temp file.
@@ -278,7 +279,7 @@ def run_json_subprocess(
         with open(path, "w") as err, open(out_path, "w") as out:
             proc = subprocess.Popen(
                 [sys.executable, *args],
-                cwd=ROOT,
+                cwd=cwd,
                 stdout=out,
                 stderr=err,
                 text=True,

@@ -233,7 +233,12 @@ class _StageCpu(logging.Handler):
 
 
 def pipeline(config_path: str, db: str) -> dict[str, Any]:
-    """Run the whole pipeline once; stages as (name, seconds, CPU seconds, rows, peak RSS MiB)."""
+    """Run the whole pipeline once; stages as (name, seconds, CPU seconds, rows, peak RSS MiB).
+
+    ``package`` in the result is the directory of the ``reputation`` package that ran (``benchmarks.ab``
+    runs other versions' packages through this harness and checks it).
+    """
+    import reputation
     from benchmarks.common import quiet_logging
     from reputation.pipeline import run_pipeline
 
@@ -262,6 +267,7 @@ def pipeline(config_path: str, db: str) -> dict[str, Any]:
         "publish_cpu_seconds": end_cpu - cpu.last_end,
         "peak_rss_mib": peak_rss_mib(),
         "db_bytes": Path(db).stat().st_size,
+        "package": str(Path(reputation.__file__).parent),
     }
 
 

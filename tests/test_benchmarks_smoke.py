@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -15,20 +14,6 @@ import pytest
 from benchmarks import attack_edges, kernels, perf, quality
 from benchmarks.__main__ import render
 from benchmarks.common import md_table
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny generated world and the database of one pipeline run over it."""
-    from reputation.generate import generate_world
-    from reputation.pipeline import run_pipeline
-
-    os.environ.setdefault("REPUTATION_HASH_KEY", "smoke-test-key")
-    world = tmp_path_factory.mktemp("world")
-    summary = generate_world(world, seed=3, accounts=200, platforms=3, days=10)
-    db = world / "out" / "reputation.duckdb"
-    run_pipeline(summary.config_path, database=db, exports=world / "out" / "exports")
-    return world, db
 
 
 def test_floor_reads_every_message_row(tiny_run: tuple[Path, Path]) -> None:
