@@ -274,3 +274,22 @@ def test_mailing_lists_sharing_a_platform_domain_are_not_a_campaign():
     assert build_campaigns(con, CTX) == 0  # every issue goes to the same subscribers again
     # without the mailing-list rule the two would look like lockstep
     assert build_campaigns(con, CTX, CampaignParams(max_repeat_share=1.01)) == 2
+
+
+def test_mean_jaccard_is_the_same_however_the_rows_fall_among_threads() -> None:
+    """``avg`` of doubles depends on how the rows were split among threads; the evidence's mean must not."""
+    import math
+
+    from reputation.graph.campaigns import exact_mean_sql
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT i % 3 AS g, (1 + i % 97) / (100 + i % 13) AS j FROM range(3000000) r(i)")
+    query = f"SELECT g, {exact_mean_sql('j')} AS m FROM t GROUP BY g ORDER BY g"
+    runs = []
+    for threads in (1, 2, 2):
+        con.execute(f"SET threads = {threads}")
+        runs.append([m.hex() for _, m in con.execute(query).fetchall()])
+    assert runs[0] == runs[1] == runs[2]  # avg(j) differs between these in the last bits
+    # and it is the mean, up to the 1e-12 units it sums in (group 0's values, summed exactly in Python)
+    i = np.arange(0, 3000000, 3)
+    assert abs(float.fromhex(runs[0][0]) - math.fsum((1 + i % 97) / (100 + i % 13)) / len(i)) < 1e-12

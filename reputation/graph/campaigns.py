@@ -175,6 +175,20 @@ def cluster_pairs(n: int, left: np.ndarray, right: np.ndarray, strong: np.ndarra
     return first[comp]
 
 
+def exact_mean_sql(column: str) -> str:
+    """SQL for the mean of a column of values in 0..1 that is the same on every run.
+
+    ``avg`` of doubles sums each thread's share of the rows and then the shares, so its last bits depend on
+    how the rows fell among the threads: at 10M messages two runs on the same input wrote a different
+    ``mean_jaccard`` into 5 members' evidence (0.2938 / 0.2937, a mean on a rounding boundary). Summed as
+    integers (units of 1e-12), the sum is exact and the result bit-identical however the rows are split.
+
+    >>> exact_mean_sql("j")
+    '(sum(round(j * 1e12)::BIGINT) / count(j) / 1e12)'
+    """
+    return f"(sum(round({column} * 1e12)::BIGINT) / count({column}) / 1e12)"
+
+
 def build_campaigns(con: duckdb.DuckDBPyConnection, ctx: StageContext,
                     params: CampaignParams | None = None) -> int:
     """Detect lockstep campaigns; write ``campaigns`` (members) and ``campaign_pairs`` (edges).
@@ -522,7 +536,7 @@ def build_campaigns(con: duckdb.DuckDBPyConnection, ctx: StageContext,
             ),
             peers AS (
                 SELECT platform, account, count(*) AS peers, max(jaccard) AS max_jaccard,
-                       avg(jaccard) AS mean_jaccard, max(shared_targets) AS shared_targets
+                       {exact_mean_sql('jaccard')} AS mean_jaccard, max(shared_targets) AS shared_targets
                 FROM peer_edges GROUP BY ALL
             ),
             wins AS (   -- the member's actions that at least one other member shares, on its better grid
