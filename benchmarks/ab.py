@@ -194,9 +194,9 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
     >>> r = lambda s, t: {"seconds": s, "cpu_seconds": s, "peak_rss_mib": 100.0,
     ...                   "stages": [{"stage": "ingest", "seconds": t}]}
-    >>> out = summarise({"base": [r(10.0, 4.0), r(12.0, 6.0)], "head": [r(8.0, 2.0), r(9.0, 3.0)]})
-    >>> out["pipeline"]["ratio"], out["stages"]["ingest"]["ratio"]
-    (0.8, 0.5)
+    >>> out = summarise({"base": [r(10.0, 4.0), r(12.0, 6.0)], "head": [r(8.0, 2.0), r(8.0, 3.0)]})
+    >>> out["pipeline"]["base"]["median"], out["pipeline"]["ratio"], out["stages"]["ingest"]["ratio"]
+    (11.0, 0.7272727272727273, 0.5)
     """
     def stat(values: list[float]) -> dict[str, Any]:
         return {"runs": values, "median": statistics.median(values)}
@@ -230,7 +230,10 @@ def run_ab(base: str, head: str | None, workdir: Path, messages: int = 1_000_000
     See the module docstring for what ``base`` and ``head`` may be. Returns the JSON-able result
     (:func:`markdown` renders it).
     """
+    workdir = workdir.resolve()  # the children run in the versions' trees: every path they get is absolute
     workdir.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        config = str(Path(config).resolve())
     trees = {"base": resolve_tree(base, workdir), "head": resolve_tree(head, workdir)}
     res: dict[str, Any] = {"date": now_utc(), "command": command_line(), "machine": machine_info(),
                            "versions": {k: {"label": label, "tree": str(tree)} for k, (tree, label) in trees.items()},

@@ -81,6 +81,7 @@ def test_versions_alternate_and_the_report_gives_medians_and_ratios(tmp_path: Pa
     def fake_run(tree: Path, config: str, target: Path, **_: object) -> dict:
         side = "base" if tree.name == "b" else "head"
         order.append(side)
+        assert Path(config).is_absolute() and target.is_absolute()  # the child runs in another directory
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(db, target)  # both sides "write" the same results
         s = next(seconds[side])
