@@ -547,3 +547,24 @@ def test_invisible_characters_are_removed_so_they_split_no_word() -> None:
     build_templates(con, CTX)
     assert con.execute("SELECT count(DISTINCT template_id), count(*) FROM templates").fetchall() == [(1, 2)]
 
+
+
+@pytest.mark.parametrize("chunks, non_ascii", [(1, 50), (3, 50), (1, 25_000), (3, 25_000)])  # 20,000: parallel
+def test_kernels_get_read_only_buffers_on_every_path(chunks: int, non_ascii: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Arrow chunk or several, serial or parallel Unicode normalisation: the compiled kernels must see
+    one array type, or they are compiled again (~5 s) the first time a run takes the other path."""
+    seen = []
+
+    def recording(kernel):
+        def call(*args):
+            seen.append((kernel.__name__, [a.flags.writeable for a in args[-2:]]))
+            return kernel(*args)
+        return call
+
+    monkeypatch.setattr(templates_module, "place_strings", recording(templates_module.place_strings))
+    monkeypatch.setattr(templates_module, "normalise_ascii", recording(templates_module.normalise_ascii))
+    part = pa.array([f"Héllo wörld número {i} ok" for i in range(non_ascii)] + ["Plain ASCII text 1"] * 5)
+    data, starts, ends = templates_module.normalised_buffers(pa.chunked_array([part] * chunks))
+    assert seen == [("normalise_ascii", [False, False]), ("place_strings", [False, False])]
+    assert bytes(data[starts[0]:ends[0]]).decode() == "héllo wörld número 0 ok"

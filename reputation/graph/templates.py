@@ -606,12 +606,19 @@ def cluster_pairs(m: int, left: np.ndarray, right: np.ndarray, low: np.ndarray, 
 
 
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The UTF-8 bytes and int64 offsets of an Arrow string array (no copy for ``large_string``)."""
+    """The UTF-8 bytes and int64 offsets of an Arrow string array (no copy for ``large_string``), read-only.
+
+    Read-only whatever Arrow allocated them as (a slice of DuckDB's result is immutable, a concatenation
+    or a cast is not): the compiled kernels they go to are then compiled for one type, not again the
+    first time a run takes the other path (the parallel normalisation, from 20,000 non-ASCII texts).
+    """
     if not pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.large_string())
     _, off_buf, data_buf = arr.buffers()
     offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
+    offsets.flags.writeable = False
+    data.flags.writeable = False
     return data, offsets
 
 
