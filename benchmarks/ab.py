@@ -48,6 +48,7 @@ from benchmarks.common import (
     SubprocessFailed,
     command_line,
     git_commit,
+    hash_key_env,
     load_average,
     machine_info,
     md_table,
@@ -121,7 +122,7 @@ def run_version(tree: Path, config: str, db: Path, timeout: float | None = None,
     """
     shutil.rmtree(db.parent, ignore_errors=True)
     db.parent.mkdir(parents=True)
-    env = {"REPUTATION_HASH_KEY": os.environ.get("REPUTATION_HASH_KEY", "benchmark-key"),
+    env = {**hash_key_env(),
            "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     before = kernel_cache(tree)
     out = run_json_subprocess(["-m", "benchmarks.perf", "pipeline", config, str(db)], env=env, cwd=tree,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmarks.common import HERE, ROOT, best_method, md_table
+from benchmarks.common import BENCHMARK_HASH_KEY, HERE, ROOT, best_method, md_table
 
 COLLEGEMSG = (ROOT.parent / "shared" / "data" / "real" / "collegemsg" / "CollegeMsg.txt").resolve()
 PLATFORM = "collegemsg"
@@ -229,7 +229,7 @@ def run_one(attack_edges: int, seed: int, workdir: Path, keep: bool = False, **k
     from reputation.pipeline import run_pipeline
 
     quiet_logging()
-    os.environ.setdefault("REPUTATION_HASH_KEY", "benchmark-key")
+    os.environ.setdefault("REPUTATION_HASH_KEY", BENCHMARK_HASH_KEY)
     out = workdir / f"attack_{attack_edges}_{seed}"
     shutil.rmtree(out, ignore_errors=True)
     try:

@@ -39,6 +39,15 @@ PACKAGES = (
     "matplotlib",
 )
 
+#: Key the benchmarks hash identifiers with unless ``REPUTATION_HASH_KEY`` is set (the figures need a key,
+#: not a secret one).
+BENCHMARK_HASH_KEY = "benchmark-key"
+
+
+def hash_key_env() -> dict[str, str]:
+    """``REPUTATION_HASH_KEY`` for a measured child process: the caller's, else :data:`BENCHMARK_HASH_KEY`."""
+    return {"REPUTATION_HASH_KEY": os.environ.get("REPUTATION_HASH_KEY", BENCHMARK_HASH_KEY)}
+
 
 def peak_rss_mib(children: bool = False) -> float:
     """Peak resident set size of this process (or of its waited-for children), in MiB.

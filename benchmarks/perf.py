@@ -43,6 +43,7 @@ from benchmarks.common import (
     command_line,
     fmt,
     git_commit,
+    hash_key_env,
     load_average,
     md_table,
     now_utc,
@@ -316,7 +317,7 @@ def measure_size(
         "git_commit": git_commit(),
         "load_average_before": load_average(),
     }
-    env = {"REPUTATION_HASH_KEY": os.environ.get("REPUTATION_HASH_KEY", "benchmark-key")}
+    env = hash_key_env()
     try:
         log(f"[perf] {messages:,}: generating into {world}")
         res["generate"] = run_json_subprocess(

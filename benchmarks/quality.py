@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import best_method, fmt, md_table
+from benchmarks.common import BENCHMARK_HASH_KEY, best_method, fmt, md_table
 
 DIFFICULTIES = ("easy", "default", "adversarial")
 SIZES = {
@@ -78,7 +78,7 @@ def run_world(
     from reputation.pipeline import run_pipeline
 
     quiet_logging()
-    os.environ.setdefault("REPUTATION_HASH_KEY", "benchmark-key")
+    os.environ.setdefault("REPUTATION_HASH_KEY", BENCHMARK_HASH_KEY)
     world = workdir / f"quality_{difficulty}_{seed}"
     shutil.rmtree(world, ignore_errors=True)
     try:
