@@ -233,11 +233,61 @@ class _StageCpu(logging.Handler):
                 self.used[name] = (cpu, kernel, int(faults))
 
 
+class CompileTimer:
+    """Seconds numba spends compiling in this process, and which functions it compiled.
+
+    Only a miss of numba's disk cache compiles (a fresh install, a new CPU, an install whose cache
+    directory cannot be written), so a timed run with ``seconds > 0`` paid for compiling inside its
+    time. Compiles are nested (a kernel compiles the helpers it calls) and serialised by numba's compiler
+    lock, so the outermost ones are timed and named; a function compiled for two signatures is named
+    twice. Used as a context manager::
+
+        with CompileTimer() as compiled:
+            run_pipeline(...)
+        compiled.seconds, compiled.functions
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.functions: list[str] = []
+        self._depth = 0
+        self._started = 0.0
+        self._stack: Any = None
+
+    def __enter__(self) -> CompileTimer:
+        from contextlib import ExitStack
+
+        from numba.core import event
+
+        timer = self
+
+        class _Listener(event.Listener):
+            def on_start(self, ev: Any) -> None:
+                if timer._depth == 0:
+                    timer._started = time.perf_counter()
+                timer._depth += 1
+
+            def on_end(self, ev: Any) -> None:
+                timer._depth -= 1
+                if timer._depth == 0:
+                    timer.seconds += time.perf_counter() - timer._started
+                    func = ev.data["dispatcher"].py_func
+                    timer.functions.append(f"{func.__module__}.{func.__qualname__}")
+
+        self._stack = ExitStack()
+        self._stack.enter_context(event.install_listener("numba:compile", _Listener()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
 def pipeline(config_path: str, db: str) -> dict[str, Any]:
     """Run the whole pipeline once; stages as (name, seconds, CPU seconds, rows, peak RSS MiB).
 
-    ``package`` in the result is the directory of the ``reputation`` package that ran (``benchmarks.ab``
-    runs other versions' packages through this harness and checks it).
+    ``compile_seconds`` and ``compiled`` say what numba compiled during the run (:class:`CompileTimer`):
+    nothing, once its kernels are cached. ``package`` is the directory of the ``reputation`` package
+    that ran (``benchmarks.ab`` runs other versions' packages through this harness and checks it).
     """
     import reputation
     from benchmarks.common import quiet_logging
@@ -248,7 +298,8 @@ def pipeline(config_path: str, db: str) -> dict[str, Any]:
     logging.getLogger("reputation").addHandler(cpu)
     exports = str(Path(db).with_name("exports"))
     t0, c0 = time.perf_counter(), _process_work()[0]
-    result = run_pipeline(config_path, database=db, exports=exports, progress=cpu.progress)
+    with CompileTimer() as compiled:
+        result = run_pipeline(config_path, database=db, exports=exports, progress=cpu.progress)
     seconds = time.perf_counter() - t0
     logging.getLogger("reputation").removeHandler(cpu)
     end_cpu = _process_work()[0]
@@ -269,6 +320,8 @@ def pipeline(config_path: str, db: str) -> dict[str, Any]:
         "peak_rss_mib": peak_rss_mib(),
         "db_bytes": Path(db).stat().st_size,
         "package": str(Path(reputation.__file__).parent),
+        "compile_seconds": compiled.seconds,
+        "compiled": compiled.functions,
     }
 
 
@@ -388,6 +441,72 @@ def measure_size(
     return res
 
 
+#: Messages of the cold-start world: small, so that compiling is most of the first run.
+COLD_START_MESSAGES = 20_000
+
+
+def cold_start(workdir: Path, messages: int = COLD_START_MESSAGES, keep: bool = False, log=print) -> dict[str, Any]:
+    """The first run on a machine whose numba cache is empty, then the same run again, cached.
+
+    A new install (or a new CPU, or a package directory the run cannot write with no ``NUMBA_CACHE_DIR``)
+    compiles every kernel the run calls before it can use it; the suite's timed runs never show that cost,
+    since they run with the kernels cached. Here the pipeline runs twice in fresh processes on a small
+    generated world with ``NUMBA_CACHE_DIR`` pointing at an empty directory (numba looks there before the
+    cache beside the sources), so the first run compiles and the second loads what the first stored.
+    Returns both runs' seconds and compile seconds (:class:`CompileTimer`), the functions compiled and
+    the size of the cache they left.
+    """
+    world = workdir / "cold_start"
+    shutil.rmtree(world, ignore_errors=True)
+    cache = world / "numba-cache"
+    res: dict[str, Any] = {"date": now_utc(), "git_commit": git_commit(), "command": command_line(),
+                           "load_average_before": load_average()}
+    try:
+        gen = run_json_subprocess(["-m", "benchmarks.perf", "generate", str(world), str(messages)])
+        res["messages"] = gen["messages"]
+        env = {**hash_key_env(), "NUMBA_CACHE_DIR": str(cache)}
+        for label in ("cold", "warm"):
+            out = run_json_subprocess(
+                ["-m", "benchmarks.perf", "pipeline", gen["config"], str(world / label / "reputation.duckdb")],
+                env=env,
+            )
+            res[label] = {k: out[k] for k in ("seconds", "cpu_seconds", "peak_rss_mib", "compile_seconds",
+                                               "compiled")}
+            log(f"[perf] cold start: {label} run {out['seconds']:.1f} s, of which compiling "
+                f"{out['compile_seconds']:.1f} s ({len(out['compiled'])} functions)")
+        res["cache_mib"] = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**20
+    except (RuntimeError, OSError) as exc:
+        res["error"] = str(exc)
+        log(f"[perf] cold start: FAILED: {str(exc).splitlines()[0]}")
+    finally:
+        res["load_average_after"] = load_average()
+        if not keep:
+            shutil.rmtree(world, ignore_errors=True)
+    return res
+
+
+def cold_start_markdown(c: dict[str, Any]) -> str:
+    """The cold-start paragraph of the performance section (see :func:`cold_start`).
+
+    >>> text = cold_start_markdown({"messages": 20000, "cold": {"seconds": 25.0, "compile_seconds": 19.5,
+    ...     "compiled": ["a.f", "a.g", "a.f"]}, "warm": {"seconds": 5.0, "compile_seconds": 0.0, "compiled": []},
+    ...     "cache_mib": 12.3, "date": "D", "git_commit": "abc"})
+    >>> text[text.index("25.0 s"):text.index("; the same")]
+    '25.0 s for a 20,000-message world, of which 19.5 s compiling 2 functions (3 compilations)'
+    """
+    if "cold" not in c or "warm" not in c:
+        return f"First run with no compiled kernels cached: not measured ({c.get('error', 'no run')[:200]})."
+    cold, warm = c["cold"], c["warm"]
+    return (
+        f"First run on a machine with no compiled kernels cached (a new install): {cold['seconds']:.1f} s for a "
+        f"{c['messages']:,}-message world, of which {cold['compile_seconds']:.1f} s compiling "
+        f"{len(set(cold['compiled']))} functions ({len(cold['compiled'])} compilations); the same run again, "
+        f"kernels cached: {warm['seconds']:.1f} s ({warm['compile_seconds']:.1f} s compiling). The cache holds "
+        f"{c.get('cache_mib', 0):.1f} MiB (`NUMBA_CACHE_DIR` of an empty directory; measured "
+        f"{c.get('date', '?')} at git {c.get('git_commit', '?')})."
+    )
+
+
 def _median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """The run with the median ``key`` (the lower of the two middle ones for an even count), as a copy.
 
@@ -408,7 +527,7 @@ def run_perf(
     repeat: int = 1,
     log=print,
 ) -> dict[str, Any]:
-    """The performance suite: every size in turn (smallest first), then the scaling plot.
+    """The performance suite: every size in turn (smallest first), the cold start, then the scaling plot.
 
     ``repeat`` runs the floor and the pipeline that many times per size (see :func:`measure_size`).
     """
@@ -424,7 +543,8 @@ def run_perf(
             continue
         runs.append(measure_size(n, workdir, keep=keep, timeout=timeout, max_rss_mib=max_rss_mib,
                                  repeat=repeat, log=log))
-    out: dict[str, Any] = {"mode": mode, "platforms": PLATFORMS, "days": DAYS, "runs": runs}
+    out: dict[str, Any] = {"mode": mode, "platforms": PLATFORMS, "days": DAYS, "runs": runs,
+                           "cold_start": cold_start(workdir, keep=keep, log=log)}
     png = plot_scaling(runs, HERE / "perf_scaling.png")
     if png:
         out["plot"] = png.name
@@ -635,6 +755,8 @@ def markdown(res: dict[str, Any]) -> str:
                 krows,
             )
         )
+    if res.get("cold_start"):
+        lines.append("\n" + cold_start_markdown(res["cold_start"]))
     if res.get("plot"):
         lines.append(f"\n![scaling]({res['plot']})")
     return "\n".join(lines)

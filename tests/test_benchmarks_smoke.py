@@ -40,6 +40,9 @@ def test_perf_pipeline_records_cpu_and_kernel_work_per_stage(tiny_run: tuple[Pat
         # kernel time is part of the stage's CPU time; a stage that allocates touches fresh pages
         assert 0 <= s["system_seconds"] <= s["cpu_seconds"] + 0.02, s
     assert sum(s["page_faults"] for s in stages.values()) > 0
+    # the session's first run has compiled (or loaded) every kernel this world needs: a second run of it
+    # compiles nothing (a kernel compiled again for a new argument type would be timed inside the run)
+    assert out["compile_seconds"] == 0.0 and out["compiled"] == []
     text = perf.markdown({"runs": [{"target_messages": out["messages"], "messages": out["messages"],
                                     "pipeline": out, "floor": {"seconds": 1.0}, "floor_ratio": 1.0,
                                     "messages_per_s": 1.0, "generate": {"seconds": 1.0, "bytes": 1}}]})
@@ -328,3 +331,86 @@ def test_quality_rows_run_from_easy_to_adversarial_whatever_the_stored_key_order
     stored = {"adversarial": level(0.97), "default": level(0.98), "easy": level(0.99)}
     assert [row[0] for row in quality.engine_ahead(stored)] == ["easy", "default", "adversarial"]
     assert quality.engine_ahead(stored)[0][1] == "engine 0.9900 vs best baseline sybilrank 0.8900"
+
+
+def test_compile_timer_names_the_outermost_compiles_only() -> None:
+    from numba import njit
+
+    @njit
+    def helper(x: int) -> int:
+        return x + 1
+
+    @njit
+    def kernel(x: int) -> int:
+        return helper(x) * 2
+
+    with perf.CompileTimer() as compiled:
+        assert kernel(3) == 8
+    # the helper is compiled inside the kernel's compile: timed once, named under the kernel
+    assert compiled.functions == [f"{__name__}.test_compile_timer_names_the_outermost_compiles_only.<locals>.kernel"]
+    assert compiled.seconds > 0
+    with perf.CompileTimer() as again:
+        kernel(4)  # the same types: dispatched, not compiled
+        kernel(2.5)  # a new type: compiled again
+    assert len(again.functions) == 1 and again.seconds > 0
+
+
+COLD_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from benchmarks.perf import CompileTimer
+with CompileTimer() as compiled:
+    import cold_kernel
+    cold_kernel.f(2)
+print(len(compiled.functions))
+"""
+
+
+def test_an_empty_numba_cache_dir_makes_the_next_process_compile_and_the_one_after_load(tmp_path: Path) -> None:
+    # what perf.cold_start relies on: NUMBA_CACHE_DIR wins over the cache beside the sources, and a
+    # function loaded from the disk cache is not a compile
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.common import ROOT
+
+    source = "from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x * 3\n"
+    (tmp_path / "cold_kernel.py").write_text(source)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
+
+    def compiles() -> int:
+        out = subprocess.run([sys.executable, "-c", COLD_CHILD, str(ROOT)], env=env, capture_output=True,
+                             text=True, check=True)
+        return int(out.stdout.split()[-1])
+
+    assert compiles() == 1
+    assert any((tmp_path / "cache").rglob("*.nbi"))
+    assert compiles() == 0
+
+
+def test_cold_start_runs_twice_on_one_fresh_cache_and_reports_both(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    caches: list[str] = []
+    compile_s = iter([18.0, 0.0])
+
+    def fake(args: list[str], env: dict | None = None, **_: object) -> dict:
+        if args[2] == "generate":
+            return {"config": str(tmp_path / "c.toml"), "messages": 20_123}
+        cache = Path(env["NUMBA_CACHE_DIR"])
+        caches.append(str(cache))
+        first = not cache.exists()
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / f"k{len(caches)}.nbc").write_bytes(b"x" * 2**20)
+        return {"seconds": 23.0 if first else 5.0, "cpu_seconds": 1.0, "peak_rss_mib": 1.0,
+                "compile_seconds": next(compile_s), "compiled": ["m.a", "m.b"] if first else []}
+
+    monkeypatch.setattr(perf, "run_json_subprocess", fake)
+    res = perf.cold_start(tmp_path, log=lambda _: None)
+    assert len(caches) == 2 and caches[0] == caches[1]  # one cache: the second run loads what the first left
+    assert res["cold"]["seconds"] == 23.0 and res["warm"]["compile_seconds"] == 0.0
+    assert res["messages"] == 20_123 and res["cache_mib"] == 2.0
+    assert not (tmp_path / "cold_start").exists()  # the world and its cache are removed
+    text = perf.markdown({"runs": [], "cold_start": res})
+    assert "23.0 s for a 20,123-message world, of which 18.0 s compiling 2 functions" in text
+    assert "kernels cached: 5.0 s" in text
