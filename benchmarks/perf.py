@@ -27,6 +27,7 @@ Sub-commands used by the driver (each prints one JSON line):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -233,60 +234,12 @@ class _StageCpu(logging.Handler):
                 self.used[name] = (cpu, kernel, int(faults))
 
 
-class CompileTimer:
-    """Seconds numba spends compiling in this process, and which functions it compiled.
-
-    Only a miss of numba's disk cache compiles (a fresh install, a new CPU, an install whose cache
-    directory cannot be written), so a timed run with ``seconds > 0`` paid for compiling inside its
-    time. Compiles are nested (a kernel compiles the helpers it calls) and serialised by numba's compiler
-    lock, so the outermost ones are timed and named; a function compiled for two signatures is named
-    twice. Used as a context manager::
-
-        with CompileTimer() as compiled:
-            run_pipeline(...)
-        compiled.seconds, compiled.functions
-    """
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.functions: list[str] = []
-        self._depth = 0
-        self._started = 0.0
-        self._stack: Any = None
-
-    def __enter__(self) -> CompileTimer:
-        from contextlib import ExitStack
-
-        from numba.core import event
-
-        timer = self
-
-        class _Listener(event.Listener):
-            def on_start(self, ev: Any) -> None:
-                if timer._depth == 0:
-                    timer._started = time.perf_counter()
-                timer._depth += 1
-
-            def on_end(self, ev: Any) -> None:
-                timer._depth -= 1
-                if timer._depth == 0:
-                    timer.seconds += time.perf_counter() - timer._started
-                    func = ev.data["dispatcher"].py_func
-                    timer.functions.append(f"{func.__module__}.{func.__qualname__}")
-
-        self._stack = ExitStack()
-        self._stack.enter_context(event.install_listener("numba:compile", _Listener()))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
-
-
 def pipeline(config_path: str, db: str) -> dict[str, Any]:
     """Run the whole pipeline once; stages as (name, seconds, CPU seconds, rows, peak RSS MiB).
 
-    ``compile_seconds`` and ``compiled`` say what numba compiled during the run (:class:`CompileTimer`):
-    nothing, once its kernels are cached. ``package`` is the directory of the ``reputation`` package
+    ``compile_seconds`` and ``compiled`` say what numba compiled during the run
+    (:class:`reputation._compile.CompileTimer`; None for a version without it): nothing, once its
+    kernels are cached. ``package`` is the directory of the ``reputation`` package
     that ran (``benchmarks.ab`` runs other versions' packages through this harness and checks it).
     """
     import reputation
@@ -297,8 +250,13 @@ def pipeline(config_path: str, db: str) -> dict[str, Any]:
     cpu = _StageCpu()
     logging.getLogger("reputation").addHandler(cpu)
     exports = str(Path(db).with_name("exports"))
+    try:
+        from reputation._compile import CompileTimer
+    except ImportError:  # a version older than the compile timer (benchmarks.ab runs old revisions)
+        CompileTimer = None  # noqa: N806
+    compiled = CompileTimer() if CompileTimer else None
     t0, c0 = time.perf_counter(), _process_work()[0]
-    with CompileTimer() as compiled:
+    with compiled or contextlib.nullcontext():
         result = run_pipeline(config_path, database=db, exports=exports, progress=cpu.progress)
     seconds = time.perf_counter() - t0
     logging.getLogger("reputation").removeHandler(cpu)
@@ -320,8 +278,8 @@ def pipeline(config_path: str, db: str) -> dict[str, Any]:
         "peak_rss_mib": peak_rss_mib(),
         "db_bytes": Path(db).stat().st_size,
         "package": str(Path(reputation.__file__).parent),
-        "compile_seconds": compiled.seconds,
-        "compiled": compiled.functions,
+        "compile_seconds": compiled.seconds if compiled else None,
+        "compiled": compiled.functions if compiled else None,
     }
 
 
@@ -453,8 +411,8 @@ def cold_start(workdir: Path, messages: int = COLD_START_MESSAGES, keep: bool = 
     since they run with the kernels cached. Here the pipeline runs twice in fresh processes on a small
     generated world with ``NUMBA_CACHE_DIR`` pointing at an empty directory (numba looks there before the
     cache beside the sources), so the first run compiles and the second loads what the first stored.
-    Returns both runs' seconds and compile seconds (:class:`CompileTimer`), the functions compiled and
-    the size of the cache they left.
+    Returns both runs' seconds and compile seconds (:class:`reputation._compile.CompileTimer`), the
+    functions compiled and the size of the cache they left.
     """
     world = workdir / "cold_start"
     shutil.rmtree(world, ignore_errors=True)

@@ -95,6 +95,9 @@ def _print_summary(result, top: int = 10) -> None:  # noqa: ANN001
     click.echo("  stages:")
     for name, seconds, rows, peak in result.stages:
         click.echo(f"    {name:<13} {rows:>12,} rows {seconds:8.2f} s  peak {peak:,.0f} MiB")
+    if result.compile_seconds >= 0.05:
+        click.echo(f"  of which compiling numba kernels: {result.compile_seconds:.1f} s (the first run of this "
+                   "version on this machine; later runs load them from numba's cache)")
     con = duckdb.connect(str(result.database), read_only=True)
     try:
         has_rep = con.execute(

@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 
 from . import __version__
+from ._compile import CompileTimer
 from ._memory import block_allocator_bytes, parse_bytes, physical_memory_bytes, retain_freed_memory
 from .config import Config, ConfigError, Settings, load_config
 from .context import StageContext
@@ -96,6 +97,7 @@ class RunResult:
     sources: list[SourceCounts]
     stages: list[tuple[str, float, int, float]] = field(default_factory=list)  # name, s, rows, peak MiB
     tables: dict[str, int] = field(default_factory=dict)
+    compile_seconds: float = 0.0  # of the stages' seconds, compiling numba kernels (0 once they are cached)
 
     @property
     def rows_read(self) -> int:
@@ -190,6 +192,8 @@ class _Runner:
         self.started = datetime.now(UTC).replace(tzinfo=None)
         self.stage = "setup"
         self.stages: list[tuple[str, float, int, float]] = []
+        self.compile_seconds = 0.0
+        self._told_compiling = False
 
     @contextlib.contextmanager
     def timed(self, con: duckdb.DuckDBPyConnection | None, name: str) -> Iterator[list[int]]:
@@ -197,14 +201,28 @@ class _Runner:
         self.progress(name)
         rows = [0]
         t0 = time.perf_counter()
-        yield rows
+        with CompileTimer(on_start=lambda _fn: self._compiling(name)) as compiled:
+            yield rows
         seconds = time.perf_counter() - t0
         peak = _peak_rss_mb()
         self.stages.append((name, seconds, rows[0], peak))
         log.info("stage %s: %d rows in %.2f s (peak RSS %.0f MiB)", name, rows[0], seconds, peak)
+        if compiled.seconds:
+            self.compile_seconds += compiled.seconds
+            log.info("stage %s compiled %d numba kernels in %.1f s (cached for later runs)", name,
+                     len(set(compiled.functions)), compiled.seconds)
         if con is not None:
-            con.execute("INSERT INTO stage_metrics VALUES ($r, $s, $t, $n, $p)",
-                        {"r": self.run_id, "s": name, "t": seconds, "n": rows[0], "p": peak})
+            con.execute("""INSERT INTO stage_metrics (run_id, stage, seconds, rows_out, peak_rss_mb, compile_seconds)
+                           VALUES ($r, $s, $t, $n, $p, $c)""",
+                        {"r": self.run_id, "s": name, "t": seconds, "n": rows[0], "p": peak, "c": compiled.seconds})
+
+    def _compiling(self, stage: str) -> None:
+        """A kernel is being compiled (numba's cache missed it): say so, since the run seems to stand still."""
+        self.progress(f"{stage}: compiling numba kernels (first run of this version on this machine)")
+        if not self._told_compiling:
+            self._told_compiling = True
+            log.info("compiling numba kernels: the first run of a version on a machine compiles them once "
+                     "(about 20 s in all on 2 cores) and caches them for later runs")
 
     def connect(self, path: Path) -> duckdb.DuckDBPyConnection:
         return open_build_connection(path, self.config.settings)
@@ -298,7 +316,8 @@ class _Runner:
             con = None
             self._publish(build, exports_build)
             log.info("run %s complete: published %s", self.run_id, self.database)
-            return RunResult(self.run_id, "complete", self.database, self.exports, as_of, counts, self.stages, tables)
+            return RunResult(self.run_id, "complete", self.database, self.exports, as_of, counts, self.stages, tables,
+                             self.compile_seconds)
         except BaseException as exc:
             if con is not None:
                 with contextlib.suppress(Exception):

@@ -208,13 +208,15 @@ STORED_TABLES: dict[str, StoredTable] = {
         ),
         StoredTable(
             "stage_metrics",
-            "Wall time, output rows and peak memory of every stage of a run.",
+            "Wall time, output rows, peak memory and kernel compile time of every stage of a run.",
             (
                 RUN_ID,
                 ("stage", "VARCHAR", "Stage name."),
                 ("seconds", "DOUBLE", "Wall time in seconds."),
                 ("rows_out", "BIGINT", "Rows the stage wrote."),
                 ("peak_rss_mb", "DOUBLE", "Peak resident memory of the process so far, MiB."),
+                ("compile_seconds", "DOUBLE", "Of those seconds, compiling numba kernels: 0 once they are cached "
+                 "on the machine; the first run of a version (or on a new CPU) compiles them."),
             ),
         ),
         StoredTable(

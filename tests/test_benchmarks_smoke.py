@@ -333,62 +333,6 @@ def test_quality_rows_run_from_easy_to_adversarial_whatever_the_stored_key_order
     assert quality.engine_ahead(stored)[0][1] == "engine 0.9900 vs best baseline sybilrank 0.8900"
 
 
-def test_compile_timer_names_the_outermost_compiles_only() -> None:
-    from numba import njit
-
-    @njit
-    def helper(x: int) -> int:
-        return x + 1
-
-    @njit
-    def kernel(x: int) -> int:
-        return helper(x) * 2
-
-    with perf.CompileTimer() as compiled:
-        assert kernel(3) == 8
-    # the helper is compiled inside the kernel's compile: timed once, named under the kernel
-    assert compiled.functions == [f"{__name__}.test_compile_timer_names_the_outermost_compiles_only.<locals>.kernel"]
-    assert compiled.seconds > 0
-    with perf.CompileTimer() as again:
-        kernel(4)  # the same types: dispatched, not compiled
-        kernel(2.5)  # a new type: compiled again
-    assert len(again.functions) == 1 and again.seconds > 0
-
-
-COLD_CHILD = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from benchmarks.perf import CompileTimer
-with CompileTimer() as compiled:
-    import cold_kernel
-    cold_kernel.f(2)
-print(len(compiled.functions))
-"""
-
-
-def test_an_empty_numba_cache_dir_makes_the_next_process_compile_and_the_one_after_load(tmp_path: Path) -> None:
-    # what perf.cold_start relies on: NUMBA_CACHE_DIR wins over the cache beside the sources, and a
-    # function loaded from the disk cache is not a compile
-    import os
-    import subprocess
-    import sys
-
-    from benchmarks.common import ROOT
-
-    source = "from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x * 3\n"
-    (tmp_path / "cold_kernel.py").write_text(source)
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
-
-    def compiles() -> int:
-        out = subprocess.run([sys.executable, "-c", COLD_CHILD, str(ROOT)], env=env, capture_output=True,
-                             text=True, check=True)
-        return int(out.stdout.split()[-1])
-
-    assert compiles() == 1
-    assert any((tmp_path / "cache").rglob("*.nbi"))
-    assert compiles() == 0
-
-
 def test_cold_start_runs_twice_on_one_fresh_cache_and_reports_both(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     caches: list[str] = []

@@ -313,3 +313,32 @@ def test_a_folder_of_someone_elses_files_is_not_taken_as_the_exports_folder(tmp_
     assert (first.exports / ".reputation-exports").exists()
     run_pipeline(cfg)
     assert (first.exports / ".reputation-exports").exists()
+
+
+def test_a_stage_that_compiles_a_kernel_says_so_and_records_the_time(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from numba import njit
+
+    @njit
+    def fresh_kernel(x: int) -> int:  # never compiled before this run: numba compiles it inside the stage
+        return x * 7
+
+    def _compiling_stage(con: duckdb.DuckDBPyConnection, ctx) -> int:
+        return fresh_kernel(6) - 42
+
+    cfg = _world(tmp_path)
+    said: list[str] = []
+    with caplog.at_level("INFO", logger="reputation"):
+        first = run_pipeline(cfg, stages=[("senders", _count_stage), ("kernel", _compiling_stage)],
+                             progress=said.append)
+    assert "kernel: compiling numba kernels (first run of this version on this machine)" in said
+    assert any("stage kernel compiled 1 numba kernels" in m for m in caplog.messages)
+    recorded = dict(_read(first.database, "SELECT stage, compile_seconds FROM stage_metrics"))
+    assert recorded["kernel"] > 0 and recorded["senders"] == 0.0
+    assert first.compile_seconds == pytest.approx(sum(recorded.values()))
+    # the next run finds the kernel compiled: nothing to say, nothing recorded
+    said.clear()
+    second = run_pipeline(cfg, stages=[("senders", _count_stage), ("kernel", _compiling_stage)], progress=said.append)
+    assert second.compile_seconds == 0.0 and not any("compiling" in m for m in said)
+    rows = _read(second.database, "SELECT run_id, compile_seconds FROM stage_metrics WHERE stage = 'kernel'")
+    assert dict(rows)[second.run_id] == 0.0 and dict(rows)[first.run_id] > 0  # the history carries over

@@ -11,8 +11,9 @@ Compiled code is cached on disk (``cache=True``), so only the first run on a mac
 (``cold start`` in the perf suite's results: about 19 s for all of the package's kernels on a 2-core
 Xeon). The small helpers are plain ``@njit`` functions, not ``inline="always"``: the kernels run as fast
 without numba's inlining (LLVM still sees the helpers' code; a 10M-message A/B: template stage 29.5 s
-before, 29.1 s after, every output identical), while numba's own IR inlining typed each helper again inside every caller and loop body,
-which made compiling :func:`text_hashes` and :func:`minhash_texts` take 10.0 s instead of 4.6 s.
+before, 29.1 s after, every output identical), while numba's own IR inlining typed each helper again
+inside every caller and loop body, which made compiling :func:`text_hashes` and :func:`minhash_texts`
+take 10.0 s instead of 4.6 s.
 """
 
 from __future__ import annotations
