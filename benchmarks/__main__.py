@@ -28,7 +28,9 @@ Suites (``--suites``, comma-separated; default all):
   (quick: 200k messages; full: 1M, 10M, 30M), wall time, CPU seconds and peak RSS per stage, each run in a fresh
   process; the floor (one DuckDB scan + GROUP BY sender of the same files) and the store floor (the same
   rows written into a DuckDB table, nothing else); the propagation kernel vs raw
-  scipy.sparse mat-vecs, networkx and igraph personalised PageRank (``benchmarks/perf_scaling.png``).
+  scipy.sparse mat-vecs, networkx and igraph personalised PageRank (``benchmarks/perf_scaling.png``);
+  and the cold start: a 20k-message world run first with an empty numba cache (a new install compiling
+  every kernel), then again with the kernels cached.
 
 ``--timeout`` and ``--max-rss-gib`` bound each perf pipeline run (a shared machine): a run past either is
 killed and reported with the stages it finished. ``--repeat K`` measures the floor and the pipeline K
