@@ -17,6 +17,9 @@ For each size (messages over 5 platforms) the suite
    process;
 5. deletes the world and the database (``--keep`` keeps them).
 
+Once per suite run it also measures the **cold start** (:func:`cold_start`): the first run on a machine
+whose numba cache is empty, which compiles every kernel, against the same run cached.
+
 Sizes: ``quick`` 200k messages; ``full`` 1M, 10M and 30M. A scaling plot (seconds vs messages, log-log,
 pipeline and floor) is written to ``benchmarks/perf_scaling.png``.
 
@@ -35,6 +38,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +300,21 @@ def parse_stage_log(text: str) -> list[dict[str, Any]]:
     ]
 
 
+@contextlib.contextmanager
+def _measurement(res: dict[str, Any], what: str, world: Path, keep: bool, log) -> Iterator[None]:
+    """Record a failed measurement in ``res['error']`` instead of stopping the suite; then the load average
+    after it, and remove its world unless ``keep``."""
+    try:
+        yield
+    except (RuntimeError, OSError) as exc:
+        res["error"] = str(exc)
+        log(f"[perf] {what}: FAILED: {str(exc).splitlines()[0]}")
+    finally:
+        res["load_average_after"] = load_average()
+        if not keep:
+            shutil.rmtree(world, ignore_errors=True)
+
+
 def measure_size(
     messages: int,
     workdir: Path,
@@ -329,7 +348,7 @@ def measure_size(
         "load_average_before": load_average(),
     }
     env = hash_key_env()
-    try:
+    with _measurement(res, f"{messages:,}", world, keep, log):
         log(f"[perf] {messages:,}: generating into {world}")
         res["generate"] = run_json_subprocess(
             ["-m", "benchmarks.perf", "generate", str(world), str(messages)]
@@ -389,13 +408,6 @@ def measure_size(
                 res["kernels"] = run_json_subprocess(["-m", "benchmarks.kernels", str(db)])
             except RuntimeError as exc:
                 res["kernels"] = {"error": str(exc)}
-    except (RuntimeError, OSError) as exc:
-        res["error"] = str(exc)
-        log(f"[perf] {messages:,}: FAILED: {str(exc).splitlines()[0]}")
-    finally:
-        res["load_average_after"] = load_average()
-        if not keep:
-            shutil.rmtree(world, ignore_errors=True)
     return res
 
 
@@ -419,7 +431,7 @@ def cold_start(workdir: Path, messages: int = COLD_START_MESSAGES, keep: bool = 
     cache = world / "numba-cache"
     res: dict[str, Any] = {"date": now_utc(), "git_commit": git_commit(), "command": command_line(),
                            "load_average_before": load_average()}
-    try:
+    with _measurement(res, "cold start", world, keep, log):
         gen = run_json_subprocess(["-m", "benchmarks.perf", "generate", str(world), str(messages)])
         res["messages"] = gen["messages"]
         env = {**hash_key_env(), "NUMBA_CACHE_DIR": str(cache)}
@@ -433,13 +445,6 @@ def cold_start(workdir: Path, messages: int = COLD_START_MESSAGES, keep: bool = 
             log(f"[perf] cold start: {label} run {out['seconds']:.1f} s, of which compiling "
                 f"{out['compile_seconds']:.1f} s ({len(out['compiled'])} functions)")
         res["cache_mib"] = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**20
-    except (RuntimeError, OSError) as exc:
-        res["error"] = str(exc)
-        log(f"[perf] cold start: FAILED: {str(exc).splitlines()[0]}")
-    finally:
-        res["load_average_after"] = load_average()
-        if not keep:
-            shutil.rmtree(world, ignore_errors=True)
     return res
 
 
