@@ -418,7 +418,7 @@ COLD_START_MESSAGES = 20_000
 def cold_start(workdir: Path, messages: int = COLD_START_MESSAGES, keep: bool = False, log=print) -> dict[str, Any]:
     """The first run on a machine whose numba cache is empty, then the same run again, cached.
 
-    A new install (or a new CPU, or a package directory the run cannot write with no ``NUMBA_CACHE_DIR``)
+    A new install (or a new CPU, or a run that can write none of numba's cache folders)
     compiles every kernel the run calls before it can use it; the suite's timed runs never show that cost,
     since they run with the kernels cached. Here the pipeline runs twice in fresh processes on a small
     generated world with ``NUMBA_CACHE_DIR`` pointing at an empty directory (numba looks there before the

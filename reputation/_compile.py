@@ -1,11 +1,12 @@
 """Time spent compiling numba kernels, so that a slow first run says why.
 
 numba compiles a kernel the first time it is called with new argument types and keeps the machine code in
-its disk cache (``cache=True``: beside the package, or in ``NUMBA_CACHE_DIR``). Only a cache miss compiles:
-a new install or upgrade, a new CPU, or a package directory the run cannot write to with no
-``NUMBA_CACHE_DIR`` set (then every run compiles). On the project's 2-core VM a whole run's kernels take
-about 19 s to compile, several times what a small run itself takes; the pipeline reports that time per
-stage (``stage_metrics.compile_seconds``) and says so while it happens.
+its disk cache (``cache=True``: in ``NUMBA_CACHE_DIR`` when that is set, otherwise beside the package or,
+where that cannot be written, in the user's cache folder). Only a cache miss compiles: a new install or
+upgrade, a new CPU, or a run that can write none of those folders (then every run compiles). On the
+project's 2-core VM a whole run's kernels take about 19 s to compile, several times what a small run
+itself takes; the pipeline reports that time per stage (``stage_metrics.compile_seconds``) and says so
+while it happens.
 """
 
 from __future__ import annotations
