@@ -342,3 +342,15 @@ def test_a_stage_that_compiles_a_kernel_says_so_and_records_the_time(tmp_path: P
     assert second.compile_seconds == 0.0 and not any("compiling" in m for m in said)
     rows = _read(second.database, "SELECT run_id, compile_seconds FROM stage_metrics WHERE stage = 'kernel'")
     assert dict(rows)[second.run_id] == 0.0 and dict(rows)[first.run_id] > 0  # the history carries over
+
+
+def test_the_run_history_of_a_database_from_before_compile_seconds_carries_over(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    con = duckdb.connect(str(first.database))
+    con.execute("ALTER TABLE stage_metrics DROP COLUMN compile_seconds")  # as an older version wrote it
+    con.close()
+    second = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    rows = _read(second.database, "SELECT run_id, count(*), count(compile_seconds) FROM stage_metrics GROUP BY run_id")
+    # the old run's stages are kept (without a compile time), the new run's have one each
+    assert sorted(rows) == sorted([(first.run_id, 3, 0), (second.run_id, 3, 3)])
