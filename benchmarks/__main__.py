@@ -5,7 +5,7 @@ Usage
 ::
 
     pip install -e ".[dev,bench]"                 # matplotlib and python-igraph for plots and kernels
-    python -m benchmarks quick                    # every suite, small (under a minute on 2 cores)
+    python -m benchmarks quick                    # every suite, small (about a minute on 2 cores)
     python -m benchmarks full                     # every suite at full size (perf: 1M, 10M, 30M messages;
                                                   # about 20 min on 2 cores: 1M + 10M 5 min, 30M 10 min)
     python -m benchmarks full --suites quality,attack          # ~1–2 min (51–75 s measured)
