@@ -116,7 +116,8 @@ def run_version(tree: Path, config: str, db: Path, timeout: float | None = None,
 
     The child starts in ``tree`` (so ``reputation`` is imported from there, ahead of any installed copy)
     with this checkout on ``PYTHONPATH`` (for the harness); the package it really imported is checked.
-    ``compiled`` in the result lists the kernels the run had to compile (their time is in the run's): a
+    ``compiled`` in the result lists the kernels the run had to compile (their time is in the run's, and in
+    ``compile_seconds`` where the version times its compiles, :mod:`reputation._compile`): a
     kernel is compiled again for argument types it has not met, e.g. the read-only array a small
     database's single Arrow chunk gives, where a large one's several chunks give a writable copy.
     """
@@ -127,7 +128,7 @@ def run_version(tree: Path, config: str, db: Path, timeout: float | None = None,
     before = kernel_cache(tree)
     out = run_json_subprocess(["-m", "benchmarks.perf", "pipeline", config, str(db)], env=env, cwd=tree,
                               timeout=timeout, max_rss_mib=max_rss_mib)
-    out["compiled"] = compiled_between(before, kernel_cache(tree))
+    out["compiled"] = compiled_between(before, kernel_cache(tree))  # the child's own list is None for old versions
     imported = Path(out.get("package", "")).resolve()
     if imported != (tree / "reputation").resolve():
         raise RuntimeError(f"the run imported reputation from {imported}, not from {tree / 'reputation'}")
@@ -321,8 +322,9 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"Outputs: {len(out['tables']) - len(differs)} of {len(out['tables'])} result tables identical; "
                      + "; ".join(f"{t} {out['tables'][t]}" + (f" (rows {out['rows'][t][0]:,} → {out['rows'][t][1]:,})"
                                                               if t in out["rows"] else "") for t in differs) + ".")
-    cold = [f"{key} run {k + 1}: {', '.join(r['compiled'])}" for key in ("base", "head")
-            for k, r in enumerate(res.get("runs", {}).get(key, [])) if r.get("compiled")]
+    cold = [f"{key} run {k + 1}: {', '.join(r['compiled'])}"
+            + (f" ({r['compile_seconds']:.1f} s)" if r.get("compile_seconds") else "")
+            for key in ("base", "head") for k, r in enumerate(res.get("runs", {}).get(key, [])) if r.get("compiled")]
     if cold:
         lines.append("Kernels compiled inside timed runs (their compile time is in that run's seconds; the medians "
                      "of 3 or more rounds absorb one such run): " + "; ".join(cold) + ".")

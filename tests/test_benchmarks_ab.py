@@ -86,7 +86,8 @@ def test_versions_alternate_and_the_report_gives_medians_and_ratios(tmp_path: Pa
         shutil.copy(db, target)  # both sides "write" the same results
         s = next(seconds[side])
         return {"seconds": s, "cpu_seconds": 2 * s, "peak_rss_mib": 100.0, "messages": 5,
-                "compiled": ["features._dense_ids"] if s == 14.0 else [],
+                "compiled": ["features._dense_ids"] if s in (14.0, 9.0) else [],
+                "compile_seconds": 4.25 if s == 14.0 else None,  # 9 s: a version without the compile timer
                 "stages": [{"stage": "ingest", "seconds": s / 2}, {"stage": "templates", "seconds": s / 4}]}
 
     for name in ("b", "h"):
@@ -105,7 +106,8 @@ def test_versions_alternate_and_the_report_gives_medians_and_ratios(tmp_path: Pa
     text = ab.markdown(res)
     assert "| pipeline s | 10.0 / 12.0 / 14.0 | 8.0 / 9.0 / 7.0 | 12.0 | 8.0 | 0.667 |" in text
     assert "result tables identical" in text
-    assert "Kernels compiled inside timed runs" in text and "base run 3: features._dense_ids" in text
+    assert "Kernels compiled inside timed runs" in text and "base run 3: features._dense_ids (4.2 s)" in text
+    assert "head run 2: features._dense_ids." in text  # no time where the version did not measure it
     assert not list((tmp_path / "work").glob("db_*"))  # databases removed unless --keep
 
 
