@@ -128,7 +128,9 @@ def run_version(tree: Path, config: str, db: Path, timeout: float | None = None,
     before = kernel_cache(tree)
     out = run_json_subprocess(["-m", "benchmarks.perf", "pipeline", config, str(db)], env=env, cwd=tree,
                               timeout=timeout, max_rss_mib=max_rss_mib)
-    out["compiled"] = compiled_between(before, kernel_cache(tree))  # the child's own list is None for old versions
+    # from the cache files the run wrote, which every version writes; the harness's own list (and its
+    # compile_seconds) may come from the installed package's timer instead of the tree's
+    out["compiled"] = compiled_between(before, kernel_cache(tree))
     imported = Path(out.get("package", "")).resolve()
     if imported != (tree / "reputation").resolve():
         raise RuntimeError(f"the run imported reputation from {imported}, not from {tree / 'reputation'}")
