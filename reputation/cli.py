@@ -5,8 +5,9 @@ Exit codes (for schedulers):
 ====  ==============================================================================
 0     success
 1     the run failed in a stage (published results unchanged; see the runs table)
-2     usage or config error (the message names the key)
-3     input error: a missing or unreadable file, a mapped column a file lacks, no messages
+2     usage or config error (the message names the key or option), or an output path that cannot be written
+3     input error: a missing or unreadable file (a database that is not one), a mapped column a file lacks,
+      no messages
 ====  ==============================================================================
 
 Progress goes to stderr, and only when stderr is a terminal; logs stay quiet otherwise.
@@ -43,6 +44,22 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _open_database(db: Path, **options):  # noqa: ANN003, ANN202 - duckdb's connect options and connection
+    """``db`` opened read-only, or a clean error (exit 3) when it is not a DuckDB database or cannot be read."""
+    import duckdb
+
+    try:
+        return duckdb.connect(str(db), read_only=True, **options)
+    except duckdb.Error as exc:
+        _fail(f"{db}: cannot open it as a DuckDB database: {str(exc).splitlines()[0]}", EXIT_INPUT)
+
+
+def _cannot_write(path: Path, exc: BaseException) -> None:
+    """A clean error (exit 2, as for any bad option value) for an output file that cannot be written."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+    _fail(f"cannot write {path}: {reason}", EXIT_USAGE)
 
 
 class _Progress:
@@ -136,7 +153,8 @@ def main(verbose: int, quiet: bool) -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(path_type=Path))
-@click.option("--db", type=click.Path(path_type=Path), help="Output database (overrides the config).")
+@click.option("--db", type=click.Path(path_type=Path),
+              help="Output database (overrides the config; alone, its exports go to NAME-exports beside it).")
 @click.option("--exports", type=click.Path(path_type=Path), help="Exports folder (overrides the config).")
 @click.option("--summary/--no-summary", default=True, help="Print a summary when done.")
 def run(config: Path, db: Path | None, exports: Path | None, summary: bool) -> None:
@@ -197,12 +215,15 @@ def demo(out_dir: Path, seed: int, accounts: int) -> None:
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True)
 def evaluate(db: Path, truth: Path, fmt: str) -> None:
     """Score a run's database against a generated world's ground truth."""
-    from .evaluate import EvaluationInputError, evaluate_database, finite_or_none, render_table
+    from .evaluate import EvaluationInputError, evaluate_connection, finite_or_none, render_table
 
+    con = _open_database(db)
     try:
-        report = evaluate_database(db, truth)
+        report = evaluate_connection(con, truth)
     except EvaluationInputError as exc:
         _fail(str(exc), EXIT_INPUT)
+    finally:
+        con.close()
     if fmt == "json":  # an undefined metric (no positives, say) is null: bare NaN is not JSON
         click.echo(json.dumps(finite_or_none(report), indent=2, default=float, allow_nan=False))
     else:
@@ -217,14 +238,12 @@ def evaluate(db: Path, truth: Path, fmt: str) -> None:
               help="Also write the evidence subgraph as GraphML.")
 def explain(db: Path, target: str, fmt: str, graph_file: Path | None) -> None:
     """Print the evidence behind TARGET's score (TARGET is PLATFORM:ACCOUNT)."""
-    import duckdb
-
     from . import explain as ex
 
     if ":" not in target:
         _fail(f"expected PLATFORM:ACCOUNT, got {target!r}", EXIT_USAGE)
     platform, account = target.split(":", 1)
-    con = duckdb.connect(str(db), read_only=True)
+    con = _open_database(db)
     try:
         try:
             expl = ex.explain(con, platform, account)
@@ -235,7 +254,10 @@ def explain(db: Path, target: str, fmt: str, graph_file: Path | None) -> None:
         else:
             click.echo(ex.render_text(expl, width=shutil.get_terminal_size((120, 24)).columns))
         if graph_file:
-            ex.write_graphml(ex.evidence_graph(con, platform, account), graph_file)
+            try:
+                ex.write_graphml(ex.evidence_graph(con, platform, account), graph_file)
+            except OSError as exc:
+                _cannot_write(graph_file, exc)
             click.echo(f"evidence graph written to {graph_file}", err=True)
     finally:
         con.close()
@@ -249,13 +271,13 @@ def explain(db: Path, target: str, fmt: str, graph_file: Path | None) -> None:
 @click.option("--min-score", type=float, default=None, help="Only accounts with at least this score.")
 def export(db: Path, platform: str, fmt: str, out: Path, min_score: float | None) -> None:
     """Write one platform's reputation export."""
-    import duckdb
+    from .export import ExportWriteError, export_platform
 
-    from .export import export_platform
-
-    con = duckdb.connect(str(db), read_only=True)
+    con = _open_database(db)
     try:
         n = export_platform(con, platform, fmt, out, min_score=min_score)
+    except ExportWriteError as exc:
+        _fail(str(exc), EXIT_USAGE)
     except KeyError as exc:
         _fail(str(exc.args[0]) if exc.args else f"unknown platform {platform}", EXIT_USAGE)
     except LookupError as exc:
@@ -332,7 +354,7 @@ def query(db: Path, sql: str, params: tuple[str, ...], fmt: str, limit: int) -> 
     """
     import duckdb
 
-    con = duckdb.connect(str(db), read_only=True, config={"enable_external_access": False})
+    con = _open_database(db, config={"enable_external_access": False})
     con.execute("SET lock_configuration = true")
     try:
         try:

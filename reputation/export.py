@@ -16,7 +16,9 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +60,14 @@ ORDER BY account
 """
 
 
+class ExportWriteError(OSError):
+    """The export file could not be written (its folder cannot be made, it is a folder, a full disk...).
+
+    Nothing is left behind: an export is written to a temporary file beside ``out_path`` and renamed into
+    place only when complete, so a failed write never leaves half a file or replaces the previous one.
+    """
+
+
 def _export_rows(con: duckdb.DuckDBPyConnection, platform: str, min_score: float | None):
     return con.sql(EXPORT_SQL, params={"platform": platform, "min_score": min_score}).to_arrow_table()
 
@@ -92,6 +102,8 @@ def export_platform(con: duckdb.DuckDBPyConnection, platform: str, fmt: ExportFo
         When ``platform`` has no account in the database (the message lists the platforms it has).
     LookupError
         When the database has no ``reputation`` table.
+    ExportWriteError
+        When ``out_path`` cannot be written; the file there before, if any, is unchanged.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {list(FORMATS)}")
@@ -101,10 +113,27 @@ def export_platform(con: duckdb.DuckDBPyConnection, platform: str, fmt: ExportFo
     if platform not in known:  # a misspelt platform would otherwise write an empty export
         raise KeyError(f"unknown platform {platform!r}; the database has {', '.join(known) or 'none'}")
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows = _export_rows(con, platform, min_score)
-    if fmt == "stix":
-        return _write_stix(con, rows.to_pylist(), out)
+    partial = out.with_name(f".partial-{os.getpid()}-{out.name}")  # same suffixes: COPY infers compression
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "stix":
+            written = _write_stix(con, rows.to_pylist(), partial)
+        else:
+            _copy_rows(con, rows, fmt, partial)
+            written = rows.num_rows
+        os.replace(partial, out)
+    except (OSError, duckdb.IOException) as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror
+                  else str(exc).splitlines()[0].replace(str(partial), str(out)))
+        raise ExportWriteError(f"cannot write {out}: {reason}") from exc
+    return written
+
+
+def _copy_rows(con: duckdb.DuckDBPyConnection, rows: Any, fmt: str, out: Path) -> None:
+    """Write the Arrow table ``rows`` to ``out`` as Parquet, CSV or JSON Lines with DuckDB's COPY."""
     con.register("_export_rows", rows)
     try:
         target = str(out).replace("'", "''")  # our own path, escaped as a SQL literal (COPY takes no params)
@@ -119,7 +148,6 @@ def export_platform(con: duckdb.DuckDBPyConnection, platform: str, fmt: ExportFo
                         f"TO '{target}' (FORMAT json)")
     finally:
         con.unregister("_export_rows")
-    return rows.num_rows
 
 
 def _stix_time(value: Any, fallback: datetime) -> datetime:

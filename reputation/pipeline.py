@@ -228,9 +228,14 @@ class _Runner:
         return open_build_connection(path, self.config.settings)
 
     def run(self) -> RunResult:
-        self.database.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.database.with_name(self.database.name + ".lock")
-        with open(lock_path, "a+") as lock:
+        try:
+            self.database.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(lock_path, "a+")  # noqa: SIM115 - held open for the whole run, closed below
+        except OSError as exc:  # a folder that cannot be made or written: say which, before any work
+            raise ConfigError("output.database", f"cannot write {self.database}: "
+                              f"{exc.strerror or exc} ({exc.filename or lock_path})") from None
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -408,7 +413,16 @@ class _Runner:
 
     def _check_exports_folder(self) -> None:
         """Refuse an exports folder that holds anything but a previous run's exports: publishing replaces
-        the folder whole, and a folder of someone's own files (``--exports ~/reports``) would be lost."""
+        the folder whole, and a folder of someone's own files (``--exports ~/reports``) would be lost.
+        Also refuse, before any work, a folder whose parent cannot be made or written (the build goes there)."""
+        parent = self.exports.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("output.exports", f"cannot write {self.exports}: {exc.strerror or exc} "
+                              f"({exc.filename or parent})") from None
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError("output.exports", f"cannot write {self.exports}: {parent} is not writable")
         if not self.exports.exists():
             return
         if not self.exports.is_dir():
@@ -469,8 +483,11 @@ def run_pipeline(config: Config | str | Path, database: Path | str | None = None
                  stages: list[tuple[str, StageFn]] | None = None) -> RunResult:
     """Run every stage for ``config`` and publish the results atomically.
 
-    ``database`` and ``exports`` override the config's output paths. Raises ``ConfigError`` (bad config),
-    ``InputError`` (unusable input file) or ``RunFailed`` (a stage failed); in every case the previously
+    ``database`` and ``exports`` override the config's output paths; a ``database`` other than the config's,
+    given without ``exports``, gets its exports folder beside it, named after it (``trial.duckdb``:
+    ``trial-exports``), so a trial run never replaces the config database's exports. Raises ``ConfigError``
+    (bad config, or an output path that cannot be written), ``InputError`` (unusable input file) or
+    ``RunFailed`` (a stage failed); in every case the previously
     published results are unchanged and the failure is recorded in ``runs``. ``stages`` replaces the
     analysis stages after ingest (for tests and partial runs); None runs them all.
     """
@@ -478,5 +495,10 @@ def run_pipeline(config: Config | str | Path, database: Path | str | None = None
     if cfg.settings.retain_freed_memory:
         retain_freed_memory()
     db = Path(database).resolve() if database else cfg.database
-    ex = Path(exports).resolve() if exports else cfg.exports
+    if exports:
+        ex = Path(exports).resolve()
+    elif db != cfg.database:  # another database's exports beside it, never the config's (those of its database)
+        ex = db.with_name(f"{db.stem}-exports")
+    else:
+        ex = cfg.exports
     return _Runner(cfg, db, ex, progress, stages).run()

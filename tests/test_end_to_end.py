@@ -243,3 +243,55 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--platforms" in result.output
     result = runner.invoke(main, ["generate", "--out", str(tmp_path / "g"), "--accounts", "10"])
     assert result.exit_code == 2 and "accounts must be >= 50" in result.output and result.exception.code == 2
+
+
+def test_a_file_that_is_not_a_database_gets_a_clean_error_from_every_reader(tmp_path: Path) -> None:
+    runner = CliRunner()
+    fake = tmp_path / "notes.duckdb"
+    fake.write_text("not a database\n")
+    for args in (["explain", "--db", str(fake), "p:a"], ["query", "--db", str(fake), "SELECT 1"],
+                 ["export", "--db", str(fake), "--platform", "p", "--format", "csv", "--out", str(tmp_path / "x")],
+                 ["evaluate", "--db", str(fake), "--truth", str(tmp_path)]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 3, (args[0], result.output)
+        assert isinstance(result.exception, SystemExit), (args[0], result.exception)
+        assert f"{fake}: cannot open it as a DuckDB database" in result.output, args[0]
+    assert not (tmp_path / "x").exists()
+
+
+def test_output_paths_that_cannot_be_written_get_a_clean_error(world: dict, tmp_path: Path) -> None:
+    runner = CliRunner()
+    blocker = tmp_path / "a-file"  # a path under a regular file cannot be made, whoever runs the test
+    blocker.write_text("x")
+    account = _con(world["db"]).execute(
+        "SELECT platform || ':' || account FROM reputation ORDER BY score DESC LIMIT 1").fetchall()[0][0]
+    platform = account.split(":")[0]
+    cases = [
+        (["export", "--db", str(world["db"]), "--platform", platform, "--format", "csv",
+          "--out", str(blocker / "x.csv")], str(blocker / "x.csv")),
+        (["export", "--db", str(world["db"]), "--platform", platform, "--format", "stix", "--out", str(tmp_path)],
+         str(tmp_path)),
+        (["explain", "--db", str(world["db"]), account, "--graph", str(blocker / "g.graphml")],
+         str(blocker / "g.graphml")),
+        (["run", str(world["summary"].config_path), "--db", str(blocker / "r.duckdb")], str(blocker / "r.duckdb")),
+        (["run", str(world["summary"].config_path), "--db", str(tmp_path / "r.duckdb"),
+          "--exports", str(blocker / "ex")], str(blocker / "ex")),
+    ]
+    for args, named in cases:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert isinstance(result.exception, SystemExit), (args, result.exception)
+        assert f"cannot write {named}" in result.output, (args, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("r.duckdb")) == ["a-file"]
+
+
+def test_a_run_to_another_database_writes_its_exports_beside_it(world: dict, tmp_path: Path) -> None:
+    marker = world["exports"] / ".reputation-exports"
+    before = marker.read_text()
+    trial = tmp_path / "trial.duckdb"
+    result = CliRunner().invoke(main, ["run", str(world["summary"].config_path), "--db", str(trial),
+                                       "--no-summary"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert marker.read_text() == before  # the config's database keeps its own exports
+    run_id = _con(trial).execute("SELECT run_id FROM runs WHERE status = 'complete'").fetchall()[0][0]
+    assert (tmp_path / "trial-exports" / ".reputation-exports").read_text() == f"written by reputation run {run_id}\n"

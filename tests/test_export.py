@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 
 import duckdb
@@ -138,3 +139,38 @@ def test_platforms_whose_names_differ_only_in_punctuation_get_their_own_files(tm
         rows = list(csv.DictReader((tmp_path / f).open()))
         assert len(rows) == 1 and f == f"csv/{platform_file_name(rows[0]['platform'])}.csv"
     assert not (tmp_path / "csv" / "a").exists()  # no folder made out of a platform's "/"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "stix"])
+def test_a_failed_export_write_leaves_the_previous_file_and_no_partial_one(
+        con: duckdb.DuckDBPyConnection, tmp_path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    from reputation import export as export_module
+
+    out = tmp_path / f"beta.{fmt}"
+    assert export_platform(con, "beta", fmt, out) > 0
+    before = out.read_bytes()
+
+    def full_disk(*args):  # the write gets halfway, then the disk is full
+        partial = args[-1]  # both writers take the file to write last
+        assert partial.parent == out.parent and partial != out
+        partial.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export_module, "_write_stix" if fmt == "stix" else "_copy_rows", full_disk)
+    with pytest.raises(export_module.ExportWriteError, match=r"cannot write .*beta\.\w+: No space left on device"):
+        export_platform(con, "beta", fmt, out)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+def test_an_export_onto_a_folder_is_refused_and_the_folder_is_untouched(con: duckdb.DuckDBPyConnection,
+                                                                      tmp_path) -> None:
+    from reputation.export import ExportWriteError
+
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("mine")
+    with pytest.raises(ExportWriteError, match="reports"):
+        export_platform(con, "beta", "parquet", folder)
+    assert [p.name for p in folder.iterdir()] == ["mine.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
