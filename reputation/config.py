@@ -49,6 +49,9 @@ TimestampFormat = Literal["auto", "iso8601", "epoch_s", "epoch_ms"]
 FORMATS: tuple[str, ...] = ("parquet", "csv", "ndjson")
 #: Formats a run can write its exports in (see :mod:`reputation.export`).
 EXPORT_FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl", "stix")
+#: Longest platform name (UTF-8 bytes). Each platform names its export files (``platform=P/``,
+#: ``stix/P.stix.json``), percent-encoded at up to 3 bytes per byte, and a file name holds 255 bytes.
+MAX_PLATFORM_BYTES = 80
 #: The longest half-life, expiry or validity window a config may give (a century).
 MAX_DAYS = 36_500
 TIMESTAMP_FORMATS: tuple[str, ...] = ("auto", "iso8601", "epoch_s", "epoch_ms")
@@ -280,6 +283,9 @@ def _parse_source(raw: Any, index: int, base_dir: Path, path: Path) -> Source:
     constants = _str_map(raw.get("constants", {}), f"{prefix}.constants", path)
     if "platform" in raw:
         constants["platform"] = _expect(raw["platform"], str, f"{prefix}.platform", "a string", path)
+    if len(constants.get("platform", "").encode()) > MAX_PLATFORM_BYTES:
+        raise ConfigError(f"{prefix}.platform", f"is longer than {MAX_PLATFORM_BYTES} bytes (UTF-8), too long "
+                          "to name its export files", path)
     for section, mapping in (("columns", columns), ("constants", constants)):
         for col in mapping:
             if col not in canon.names:

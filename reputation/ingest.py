@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import gzip
 import itertools
 import json
 import logging
@@ -32,7 +33,7 @@ from typing import NamedTuple
 
 import duckdb
 
-from .config import Config, Source
+from .config import MAX_PLATFORM_BYTES, Config, Source
 from .hashing import hmac_sql, key_pads, normalise_sql
 from .schema import INPUT_TABLES, LABEL_VOCABULARY, STORED_TABLES, InputColumn
 from .store import comment_table
@@ -178,6 +179,10 @@ def _checks(table: str, col: InputColumn, s: str, typed: str, max_text: int) -> 
     if col.required:
         out.append((f"nullif(trim({s}), '') IS NULL", f"'missing required field {name}'"))
     out.append((f"strpos({s}, chr(0)) > 0", f"'NUL byte in field {name}'"))
+    if name == "platform":  # it names the export files: a name too long for them would fail the run at the end
+        out.append((f"strlen({s}) > {MAX_PLATFORM_BYTES}",
+                    f"'field platform is longer than {MAX_PLATFORM_BYTES} bytes (UTF-8), too long to name its "
+                    "export files'"))
     if col.kind == "id":
         out.append((f"strlen({s}) > {MAX_ID_CHARS} AND length({s}) > {MAX_ID_CHARS}",
                     f"'field {name} is longer than {MAX_ID_CHARS} characters'"))
@@ -242,7 +247,8 @@ def _csv_header(source: Source, path: str) -> list[str]:
     further down quarantines that row instead of failing the whole file.
     """
     delim = _delimiter(source)
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:  # -sig: drops a byte-order mark
+    opener = gzip.open if path.endswith(".gz") else open  # DuckDB's reader decompresses .gz files by name
+    with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as fh:  # -sig: drops a BOM
         first = next(csv.reader(fh, delimiter=delim, quotechar=source.csv.quote), [])
     if not source.csv.header:
         return [f"column{i}" for i in range(len(first))]
@@ -305,7 +311,39 @@ def first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+#: Leading bytes of compressed files, and the names DuckDB's readers decompress them by.
+_COMPRESSED = {b"\x1f\x8b": ("gzip", ".gz"), b"\x28\xb5\x2f\xfd": ("zstd", ".zst")}
+
+
+def _check_compression(source: Source, path: str) -> None:
+    """Refuse a compressed CSV or NDJSON file that would be read as its compressed bytes.
+
+    DuckDB decompresses a text file by its name (``.gz``, ``.zst``); one whose name says nothing would
+    otherwise be quarantined line by line as garbage. A CSV header is read here in Python, which reads
+    ``.gz`` but not ``.zst``.
+    """
+    if source.format == "parquet":
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    for magic, (kind, suffix) in _COMPRESSED.items():
+        if head.startswith(magic) and not path.endswith(suffix):
+            raise InputError(f"source {source.name!r}: file {path} is {kind}-compressed but not named *{suffix}; "
+                             f"rename it so that it is read decompressed")
+    if source.format == "csv" and path.endswith(".zst"):
+        raise InputError(f"source {source.name!r}: file {path}: zstd-compressed CSV is not supported "
+                         "(gzip, *.gz, is)")
+
+
 def _check_mapped(source: Source, path: str, available: list[str]) -> None:
+    if source.format == "csv" and source.columns and not set(source.columns.values()) & set(available):
+        # not one mapped column in the first line: it is most likely a data row (a file without its header,
+        # or the wrong delimiter), whose values (a device id, say) have no shape to mask; not shown
+        raise InputError(
+            f"source {source.name!r}: file {path} has none of the mapped columns "
+            f"{sorted(source.columns.values())} in its first line, which splits into {len(available)} "
+            f"field(s) at {_delimiter(source)!r}: is its header missing, or is its delimiter another one? "
+            "(the line is not shown: it may be a data row)")
     for canonical, column in source.columns.items():
         if column not in available:
             # the "columns" may be a data row (a file without its header): masked, and at most 40 shown
@@ -358,20 +396,42 @@ def _redact_sql(expr: str) -> str:
     return expr
 
 
+#: Parts of a column or key name that say it holds a personal identifier (matched in any case), and the
+#: token ``ip`` (``ip``, ``client_ip``, ``clientIp``, ``IPAddress``; not ``zip``). An unmapped column or key so
+#: named has its value masked in the raw line of a row that could not be parsed, like a mapped identifier.
+_IDENTIFIER_NAME_TERMS = r"e-?mail|phone|mobile|msisdn|device|imei|idfa|gaid|fingerprint|mac_?addr|ipv[46]"
+_IDENTIFIER_NAME = re.compile(rf"(?i:{_IDENTIFIER_NAME_TERMS})"
+                              r"|(?:^|[^A-Za-z])[iI][pP](?:$|[^a-z])|[a-z]I[pP](?:$|[^a-z])")
+#: The same names as a double-quoted JSON key with its colon (RE2 has no look-around: the quotes stand in for
+#: ^ and $, and the colon tells a key from a string value that mentions an e-mail).
+_IDENTIFIER_KEY_RE2 = (rf'"(?:[^"]*(?i:{_IDENTIFIER_NAME_TERMS})[^"]*|(?:[^"]*[^A-Za-z"])?[iI][pP](?:[^a-z"][^"]*)?'
+                       r'|[^"]*[a-z]I[pP](?:[^a-z"][^"]*)?)"\s*:')
+
+
+def looks_like_identifier_name(name: str) -> bool:
+    """Whether a column or key called ``name`` likely holds a personal identifier (see ``_IDENTIFIER_NAME``).
+
+    >>> [n for n in ("device_id", "E-Mail", "client_ip", "clientIp", "IPv6", "zip", "recipient", "text")
+    ...  if looks_like_identifier_name(n)]
+    ['device_id', 'E-Mail', 'client_ip', 'clientIp', 'IPv6']
+    """
+    return bool(_IDENTIFIER_NAME.search(name))
+
+
 def _mask_json_keys_sql(expr: str, keys: list[str]) -> str:
     """``expr`` (a line that is not valid JSON) with the value after each of ``keys`` masked, quoted or not,
-    complete or cut off by the end of the line: an identifier of any shape (a device id has none).
+    complete or cut off by the end of the line: an identifier of any shape (a device id has none). The
+    value of any other key whose name looks like an identifier's (:func:`looks_like_identifier_name`,
+    an unmapped ``device_id``, say) is masked too.
 
     A key may be spelt as is or JSON-escaped, in double or single quotes. A line that is not even
     object-shaped (an array, say) and holds none of the keys is withheld: its identifiers have no key to
     be found by.
     """
-    if not keys:
-        return expr
     # a key as the line may spell it: as is, or JSON-escaped (a quote or backslash in it, non-ASCII as \\u)
     spellings = dict.fromkeys(form for key in keys
                               for form in (key, json.dumps(key)[1:-1], json.dumps(key, ensure_ascii=False)[1:-1]))
-    key_re = "(" + "|".join(q + re.escape(k) + q for k in spellings for q in ('"', "'")) + ")"
+    key_re = "(" + "|".join([*(q + re.escape(k) + q for k in spellings for q in ('"', "'")), _IDENTIFIER_KEY_RE2]) + ")"
     value_re = r"""("([^"\\]|\\.)*("|$)|'([^'\\]|\\.)*('|$)|[^,}\s]*)"""
     pattern = key_re + r"(\s*:?\s*)" + value_re
     replacement = "\\1\\2" + '"' + MASKED + '"'  # the key as it was, then the masked value
@@ -379,7 +439,7 @@ def _mask_json_keys_sql(expr: str, keys: list[str]) -> str:
     withheld = _sql_str("[line withheld: it is not a JSON object and holds none of the identifier keys, so "
                         "its identifiers cannot be found]")
     return (f"CASE WHEN regexp_matches({expr}, {_sql_str(key_re)}) THEN {masked} "
-            f"WHEN starts_with(ltrim({expr}), '{{') THEN {expr} ELSE {withheld} END")
+            f"WHEN starts_with(ltrim({expr}), '{{') THEN {expr} ELSE {withheld if keys else expr} END")
 
 
 def _mask_csv_fields_sql(expr: str, delimiter: str, quote: str, n_fields: int, positions: list[int]) -> str:
@@ -455,6 +515,7 @@ class _FileIngest:
                                  "(0 bytes)")
             log.warning("source %s: file %s is empty", source.name, path)
             return None
+        _check_compression(source, path)
         params = self.params(path)
         available: list[str] = []
         if source.format in ("parquet", "csv"):
@@ -610,7 +671,8 @@ class _FileIngest:
             line = _mask_json_keys_sql("csv_line", identifier_columns)
         else:
             delim = _delimiter(source)
-            positions = [i + 1 for i, name in enumerate(file_columns) if name in identifier_columns]
+            positions = [i + 1 for i, name in enumerate(file_columns)
+                         if name in identifier_columns or looks_like_identifier_name(name)]
             line = _mask_csv_fields_sql("rtrim(csv_line, chr(13))", delim, source.csv.quote, len(file_columns),
                                         positions)
         con.execute(f"""CREATE TABLE {v}_rej AS
@@ -619,10 +681,14 @@ class _FileIngest:
                         WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line longer than {MAX_LINE_BYTES} bytes'
                         WHEN 'SWALLOWED' THEN 'not read: the unterminated quote in row ' || origin
                                               || ' took the rest of the file as one value'
+                        -- NDJSON lines are read split at chr(31), which JSON allows only escaped
+                        WHEN CASE WHEN $ndjson THEN 'TOO MANY COLUMNS' END
+                             THEN 'malformed JSON: a raw control character 0x1F in the line (JSON allows it only '
+                                  || 'escaped, as \\u001f)'
                         ELSE lower(coalesce(error_type, 'unreadable line')) || ': ' || coalesce(msg, 'no details')
                    END,
                    left({_redact_sql(line)}, {RAW_TEXT_CHARS})
-            FROM _rej""", {"run_id": self.run_id, "source": source.name, "f": path,
+            FROM _rej""", {"run_id": self.run_id, "source": source.name, "f": path, "ndjson": source.format == "ndjson",
                            "file_cols": [*field_of, ""], "canon": [*field_of.values(), ""]})
         # Good rows were numbered among good rows only; shift each past the rejected records before it.
         con.execute("""CREATE OR REPLACE TEMP TABLE _rej_g AS
@@ -692,8 +758,16 @@ def _host_sql(col: str) -> str:
 def expand_files(source: Source) -> list[str]:
     """The files a source's path or glob matches, sorted; InputError when there are none."""
     pattern = source.pattern
-    files = sorted(f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f))
+    matched = glob.glob(pattern, recursive=True)
+    broken = sorted(f for f in matched if os.path.islink(f) and not os.path.exists(f))
+    if broken:  # a file the glob names but nobody can read: its rows would be lost without a word
+        raise InputError(f"source {source.name!r}: {broken[0]} is a broken symbolic link (to "
+                         f"{os.readlink(broken[0])})" + (f", as are {len(broken) - 1} more" if len(broken) > 1 else ""))
+    files = sorted(f for f in matched if os.path.isfile(f))
     if not files:
+        if not glob.has_magic(source.path) and os.path.isdir(source.full_path):
+            raise InputError(f"source {source.name!r}: input {source.full_path} is a folder; give the files in it "
+                             f"with a pattern, such as path = \"{Path(source.path) / '*'}\"")
         what = "matches no file" if glob.has_magic(source.path) else "does not exist"
         raise InputError(f"source {source.name!r}: input {source.full_path} {what}")
     return files

@@ -295,7 +295,7 @@ class _Runner:
             if n_messages == 0 and not self.config.settings.allow_empty:
                 raise InputError("no messages were ingested (every source is empty or every row was quarantined); "
                                  "refusing to publish an empty result over the previous one "
-                                 "(set settings.allow_empty = true to allow)")
+                                 "(set settings.allow_empty = true to allow)" + _quarantine_summary(con, counts))
             as_of = self.config.settings.as_of or con.execute("SELECT max(sent_at) FROM messages").fetchall()[0][0]
             as_of = as_of or self.started
             con.execute("UPDATE runs SET as_of = $a WHERE run_id = $r", {"a": as_of, "r": self.run_id})
@@ -476,6 +476,36 @@ class _Runner:
             con.execute(FAILED_RUN_SQL, row)
         finally:
             con.close()
+
+
+#: Quarantine causes an input error quotes (the most frequent first).
+QUARANTINE_CAUSES_SHOWN = 3
+
+
+def _quarantine_summary(con: duckdb.DuckDBPyConnection, counts: list[SourceCounts]) -> str:
+    """Why the rows were quarantined, for an error that throws the build (and its quarantine table) away:
+    the rows read and quarantined, then the most frequent (source, field) causes, each with one reason
+    and the first file and row it names.
+
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE quarantine (source VARCHAR, file VARCHAR, row_number BIGINT, "
+    ...                 "field VARCHAR, reason VARCHAR)")
+    >>> _ = con.execute("INSERT INTO quarantine VALUES ('m', 'a.csv', 2, 'sent_at', 'unparseable timestamp: x')")
+    >>> _quarantine_summary(con, [SourceCounts("m", "messages", 1, 1, 0, 1)])
+    '; 1 row(s) read, 1 quarantined: 1 × source m, field sent_at: unparseable timestamp: x (first at a.csv row 2)'
+    """
+    read = sum(c.rows_read for c in counts)
+    quarantined = sum(c.rows_quarantined for c in counts)
+    if not quarantined:
+        return f"; {read:,} row(s) read"
+    causes = con.execute("""
+        SELECT count(*) AS n, source, field, arg_min(reason, (file, row_number)), min((file, row_number))
+        FROM quarantine GROUP BY source, field ORDER BY n DESC, source, field LIMIT ?""",
+                         [QUARANTINE_CAUSES_SHOWN]).fetchall()
+    shown = "; ".join(f"{n:,} × source {src}, field {field or '(whole row)'}: {reason} "
+                      f"(first at {first[0]} row {first[1]})"
+                      for n, src, field, reason, first in causes)
+    return redact(f"; {read:,} row(s) read, {quarantined:,} quarantined: {shown}")
 
 
 def run_pipeline(config: Config | str | Path, database: Path | str | None = None, exports: Path | str | None = None,

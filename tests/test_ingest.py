@@ -414,8 +414,15 @@ def test_header_errors_never_quote_identifiers(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("a,b,1767225600,ann@example.com,10.0.0.1\n")
     with pytest.raises(InputError) as info:
         _ingest(tmp_path, _messages_source("m", "m.csv", "csv"))
-    assert "has no column 'from'" in str(info.value)
+    assert "has none of the mapped columns" in str(info.value) and "is its header missing" in str(info.value)
     assert "ann@example.com" not in str(info.value) and "10.0.0.1" not in str(info.value)
+    # a device id has no shape to mask by: a first line with none of the mapped columns is not quoted at all
+    (tmp_path / "m.csv").write_text("u100165;u100166;d-eec4ed137e6fa0df\n")
+    src = _messages_source("m", "m.csv", "csv", extra='[sources.csv]\ndelimiter = ";"',
+                           columns='sender = "from"\nrecipient = "to"\ndevice = "device"')
+    with pytest.raises(InputError, match="splits into 3 field") as info:
+        _ingest(tmp_path, src)
+    assert "d-eec4ed137e6fa0df" not in str(info.value) and "u100165" not in str(info.value)
 
 
 def test_file_and_folder_names_are_taken_literally_not_as_patterns(tmp_path: Path) -> None:
@@ -613,3 +620,57 @@ def test_input_error_midway_leaves_no_stage_catalog(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="has no column 'from'"):
         ingest_sources(con, cfg, "r1", KEY)
     assert not con.execute("SELECT * FROM duckdb_databases() WHERE database_name = '_ingest_stage'").fetchall()
+
+
+def test_a_platform_name_too_long_for_the_export_file_names_is_quarantined(tmp_path: Path) -> None:
+    from reputation.config import MAX_PLATFORM_BYTES, ConfigError
+
+    long_name = "平" * (MAX_PLATFORM_BYTES // 3 + 1)  # 3 bytes each in UTF-8: over the limit in few characters
+    (tmp_path / "m.csv").write_text(f"net,from,to\nchirp,a,b\n{long_name},a,b\n{'p' * MAX_PLATFORM_BYTES},a,c\n")
+    src = _messages_source("m", "m.csv", "csv", columns='platform = "net"\nsender = "from"\nrecipient = "to"')
+    con, counts = _ingest(tmp_path, src.replace('platform = "p1"\n', ""))
+    assert (counts[0].rows_stored, counts[0].rows_quarantined) == (2, 1)
+    assert _quarantine(con) == [(2, "platform", f"field platform is longer than {MAX_PLATFORM_BYTES} bytes (UTF-8), "
+                                                "too long to name its export files")]
+    with pytest.raises(ConfigError, match=r"sources\[0\] \(m\)\.platform.: is longer than"):
+        _config(tmp_path, _messages_source("m", "m.csv", "csv").replace('"p1"', f'"{long_name}"'))
+
+
+def test_gzip_compressed_csv_is_read_and_a_misnamed_one_is_refused(tmp_path: Path) -> None:
+    import gzip
+
+    body = b"from,to,ts\na,b,1767225600\nc,d,1767225601\n"
+    (tmp_path / "m.csv.gz").write_bytes(gzip.compress(body))
+    cols = 'sender = "from"\nrecipient = "to"\nsent_at = "ts"'
+    con, counts = _ingest(tmp_path, _messages_source("m", "m.csv.gz", "csv", columns=cols))
+    assert (counts[0].rows_read, counts[0].rows_stored) == (2, 2)
+    (tmp_path / "n.csv").write_bytes(gzip.compress(body))
+    with pytest.raises(InputError, match=r"n\.csv is gzip-compressed but not named \*\.gz"):
+        _ingest(tmp_path, _messages_source("m", "n.csv", "csv", columns=cols))
+
+
+def test_a_folder_path_and_a_broken_link_are_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.csv").write_text("from,to\na,b\n")
+    cols = 'sender = "from"\nrecipient = "to"'
+    with pytest.raises(InputError, match=r"logs is a folder; give the files in it with a pattern"):
+        _ingest(tmp_path, _messages_source("m", "logs", "csv", columns=cols))
+    (tmp_path / "logs" / "b.csv").symlink_to(tmp_path / "gone.csv")  # its rows would be lost without a word
+    with pytest.raises(InputError, match=r"b\.csv is a broken symbolic link"):
+        _ingest(tmp_path, _messages_source("m", "logs/*.csv", "csv", columns=cols))
+
+
+def test_unit_separator_and_unmapped_identifier_keys_in_a_malformed_line(tmp_path: Path) -> None:
+    (tmp_path / "m.ndjson").write_text('{"from": "a", "to": "b", "t": "x\x1fy"}\n'
+                                       '{"from": "a", "to": "b", "device_id": "DEVUNMAPPED", "clientIp": "CIP", '
+                                       '"text": "my email is", "zip": "12345"\n')
+    (tmp_path / "m.csv").write_text("from,to,device_id\na,b,DEVCSV,extra\n")
+    cols = 'sender = "from"\nrecipient = "to"'
+    con, counts = _ingest(tmp_path, _messages_source("n", "m.ndjson", "ndjson", columns=cols)
+                          + _messages_source("c", "m.csv", "csv", columns=cols))
+    q = con.execute("SELECT source, reason, raw FROM quarantine ORDER BY source DESC, row_number").fetchall()
+    assert [c.rows_quarantined for c in counts] == [2, 1]
+    assert "raw control character 0x1F" in q[0][1]
+    assert "DEVUNMAPPED" not in q[1][2] and "CIP" not in q[1][2] and '"device_id": "[identifier]"' in q[1][2]
+    assert '"text": "my email is"' in q[1][2] and '"zip": "12345"' in q[1][2]  # other values stay readable
+    assert "withheld" in q[2][2] and "DEVCSV" not in q[2][2]  # a device_id column, though unmapped

@@ -124,6 +124,19 @@ def test_empty_input_refuses_to_publish(tmp_path: Path) -> None:
     assert _read(tmp_path / "out" / "r.duckdb", "SELECT status FROM runs") == [("failed",)]
 
 
+def test_a_run_whose_every_row_is_quarantined_says_why(tmp_path: Path) -> None:
+    cfg = _world(tmp_path, rows="a,b,yesterday\nb,a,yesterday\nc,,1767225600\n")
+    with pytest.raises(InputError) as info:
+        run_pipeline(cfg, stages=[])
+    message = str(info.value)  # the build and its quarantine table are gone: the error is all there is
+    assert "3 row(s) read, 3 quarantined" in message
+    assert ("2 × source m, field sent_at: unparseable timestamp in field sent_at: yesterday "
+            f"(first at {tmp_path / 'm.csv'} row 1)") in message
+    assert "1 × source m, field recipient" in message and "row 3)" in message
+    error = _read(tmp_path / "out" / "r.duckdb", "SELECT error FROM runs")[0][0]
+    assert "2 × source m, field sent_at" in error
+
+
 def test_rerun_gives_identical_results_and_keeps_history(tmp_path: Path) -> None:
     cfg = _world(tmp_path)
     first = run_pipeline(cfg, stages=[("senders", _count_stage)])
