@@ -46,14 +46,32 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+#: How long a reader waits for a write lock on a published database to go (a failed run writing its record
+#: into the ``runs`` table holds one for a moment; nothing else writes a published database).
+LOCK_WAIT_SECONDS = 10.0
+
+
 def _open_database(db: Path, **options):  # noqa: ANN003, ANN202 - duckdb's connect options and connection
-    """``db`` opened read-only, or a clean error (exit 3) when it is not a DuckDB database or cannot be read."""
+    """``db`` opened read-only, or a clean error (exit 3) when it is not a DuckDB database or cannot be read.
+
+    A write lock held on it (a failed run recording itself) is waited out for up to ``LOCK_WAIT_SECONDS``.
+    """
+    import time
+
     import duckdb
 
-    try:
-        return duckdb.connect(str(db), read_only=True, **options)
-    except duckdb.Error as exc:
-        _fail(f"{db}: cannot open it as a DuckDB database: {str(exc).splitlines()[0]}", EXIT_INPUT)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return duckdb.connect(str(db), read_only=True, **options)
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0]
+            if "Could not set lock" not in message:
+                _fail(f"{db}: cannot open it as a DuckDB database: {message}", EXIT_INPUT)
+            if time.monotonic() > deadline:
+                _fail(f"{db}: another process has held a write lock on it for over {LOCK_WAIT_SECONDS:.0f} s "
+                      f"({message})", EXIT_INPUT)
+            time.sleep(0.05)
 
 
 def _cannot_write(path: Path, exc: BaseException) -> None:

@@ -97,6 +97,13 @@ def redact(text: str) -> str:
     return text
 
 
+def _not_the_files_fault(exc: duckdb.Error) -> bool:
+    """Whether a DuckDB error raised while reading a file is the machine's (memory, disk, an interrupt),
+    not the file's: it then fails the stage (exit 1), rather than being reported as bad input (exit 3)."""
+    return (isinstance(exc, (duckdb.OutOfMemoryException, duckdb.InterruptException))
+            or "No space left on device" in str(exc))
+
+
 class InputError(RuntimeError):
     """An input file cannot be used at all; the message names the source, file and field."""
 
@@ -271,6 +278,8 @@ def _file_columns(con: duckdb.DuckDBPyConnection, source: Source, path: str) -> 
         try:
             schema = con.execute(q, {"f": glob.escape(path)}).fetchall()
         except duckdb.Error as exc:
+            if _not_the_files_fault(exc):
+                raise
             raise InputError(f"source {source.name!r}: cannot read Parquet file {path}: {first_line(exc)}") from None
         names = parquet_top_level_columns(schema)
         folded = [n.lower() for n in names]
@@ -568,6 +577,8 @@ class _FileIngest:
         try:
             con.execute(sql, _bind(sql, params))
         except duckdb.Error as exc:
+            if _not_the_files_fault(exc):
+                raise
             raise InputError(f"source {source.name!r}: cannot read {source.format} file {path}: "
                              f"{first_line(exc)}") from None
         rejected = self._rejects(con, path, v, list(params.get("cols", {}))) if source.format != "parquet" else 0

@@ -137,16 +137,27 @@ def analysis_stages() -> list[tuple[str, StageFn]]:
     ]
 
 
+def spill_folder(path: Path) -> Path:
+    """Where DuckDB spills for the database at ``path``: a hidden folder of its own beside it, so that the
+    files a killed run left there can be removed by the next run of the same database (under its lock)
+    without touching another database's.
+
+    >>> spill_folder(Path("out/r.duckdb")).name, spill_folder(Path("out/.r.duckdb.build-X")).name
+    ('.r.duckdb.tmp', '.r.duckdb.build-X.tmp')
+    """
+    return path.with_name(("" if path.name.startswith(".") else ".") + path.name + ".tmp")
+
+
 def open_build_connection(path: Path, settings: Settings) -> duckdb.DuckDBPyConnection:
     """Open (or create) the database at ``path`` with the settings every pipeline run uses.
 
-    UTC session time, spill files beside the database, no automatic checkpoints or vacuum (see the
-    comments), and the configured memory limit and threads. :mod:`benchmarks.profile_stages` opens its
+    UTC session time, spill files beside the database (:func:`spill_folder`), no automatic checkpoints or
+    vacuum (see the comments), and the configured memory limit and threads. :mod:`benchmarks.profile_stages` opens its
     copies the same way, so that a profiled stage runs as it does in the pipeline.
     """
     con = duckdb.connect(str(path))
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET temp_directory = ?", [str(path.parent / ".duckdb_tmp")])
+    con.execute("SET temp_directory = ?", [str(spill_folder(path))])
     # The build file is checkpointed once at the end; automatic checkpoints every 16 MB of WAL would
     # recompress the growing tables again and again (measured: ingest 13.6 s -> 8.1 s per 1M rows).
     con.execute("SET checkpoint_threshold = '64GB'")
@@ -241,8 +252,51 @@ class _Runner:
             except BlockingIOError:
                 raise RunLocked(f"another run is writing {self.database} (it holds {lock_path}); "
                                 "wait for it to finish", "setup", self.run_id) from None
+            self._recover_interrupted_publish()
             self._recover_abandoned_builds()
             return self._run_locked()
+
+    def _recover_interrupted_publish(self) -> None:
+        """Put the exports back in step with the database after a run killed inside :meth:`_publish`.
+
+        Publishing moves the exports folder aside to ``.<exports>.old-<run>``, moves the new one in, then
+        swaps the database. Killed between those steps, a run leaves the old exports aside, and either no
+        exports folder or its own exports beside the old database. Such a run never published its database,
+        so the exports set aside are put back; when its database did go out (killed while tidying up), they
+        are removed. Only called while holding the output lock.
+        """
+        pattern = glob.escape(f".{self.exports.name}.old-") + "*"
+        set_aside = sorted(self.exports.parent.glob(pattern), reverse=True)  # the newest run first
+        published = self._published_runs() if set_aside else set()
+        if published is None:  # the database cannot be read: leave the folders for a person to look at
+            log.warning("left %s in place: cannot tell which runs %s published", set_aside[0], self.database)
+            return
+        marker = self.exports / EXPORTS_MARKER
+        for old in set_aside:
+            run_id = old.name.rsplit(".old-", 1)[1]
+            if run_id in published:
+                shutil.rmtree(old, ignore_errors=True)
+                continue
+            if not self.exports.exists() or (marker.exists() and run_id in marker.read_text()):
+                shutil.rmtree(self.exports, ignore_errors=True)
+                os.replace(old, self.exports)
+                log.warning("run %s was interrupted while publishing: put its predecessor's exports back in %s",
+                            run_id, self.exports)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _published_runs(self) -> set[str] | None:
+        """The run ids the published database records as complete (empty without one; None if unreadable)."""
+        if not self.database.exists():
+            return set()
+        try:
+            con = duckdb.connect(str(self.database), read_only=True)
+            try:
+                return {r for (r,) in con.execute("SELECT run_id FROM runs WHERE status = 'complete'").fetchall()}
+            finally:
+                con.close()
+        except duckdb.Error:
+            return None
 
     def _recover_abandoned_builds(self) -> None:
         """Record and remove build files of runs that were killed before they could publish.
@@ -251,7 +305,10 @@ class _Runner:
         """
         pattern = glob.escape(f".{self.database.name}.build-") + "*"  # the name taken literally
         for build in sorted(self.database.parent.glob(pattern)):
-            if build.suffix == ".wal" or build.is_dir():
+            if build.is_dir():  # a killed run's spill folder (a build's is removed with it otherwise)
+                shutil.rmtree(build, ignore_errors=True)
+                continue
+            if build.suffix == ".wal":
                 continue
             run_id = build.name.rsplit(".build-", 1)[1]
             started = None
@@ -319,6 +376,7 @@ class _Runner:
             con.execute("CHECKPOINT")
             con.close()
             con = None
+            shutil.rmtree(spill_folder(build), ignore_errors=True)
             self._publish(build, exports_build)
             log.info("run %s complete: published %s", self.run_id, self.database)
             return RunResult(self.run_id, "complete", self.database, self.exports, as_of, counts, self.stages, tables,
@@ -330,6 +388,7 @@ class _Runner:
             for leftover in (build, build.with_name(build.name + ".wal")):
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
+            shutil.rmtree(spill_folder(build), ignore_errors=True)
             shutil.rmtree(exports_build, ignore_errors=True)
             message = str(exc) or type(exc).__name__
             self._record_failure(message)
@@ -395,13 +454,23 @@ class _Runner:
                     os.replace(old, self.exports)
                 raise
             swapped = True
+        # DuckDB's log of the published file (a failure record that could not be checkpointed, say) belongs
+        # to that file: it goes with it to .previous, or DuckDB would replay it into the new file and fail
+        wal, previous_wal = (p.with_name(p.name + ".wal") for p in (self.database, previous))
+        moved_wal = False
         try:
             if self.database.exists():
-                with contextlib.suppress(FileNotFoundError):
-                    previous.unlink()
+                for stale in (previous, previous_wal):
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
                 os.link(self.database, previous)
+                if wal.exists():
+                    os.replace(wal, previous_wal)
+                    moved_wal = True
             os.replace(build, self.database)
         except BaseException:
+            if moved_wal:
+                os.replace(previous_wal, wal)
             if swapped:
                 os.replace(self.exports, exports_build)
                 if old.exists():

@@ -295,3 +295,39 @@ def test_a_run_to_another_database_writes_its_exports_beside_it(world: dict, tmp
     assert marker.read_text() == before  # the config's database keeps its own exports
     run_id = _con(trial).execute("SELECT run_id FROM runs WHERE status = 'complete'").fetchall()[0][0]
     assert (tmp_path / "trial-exports" / ".reputation-exports").read_text() == f"written by reputation run {run_id}\n"
+
+
+def test_readers_wait_out_a_short_write_lock_and_name_a_long_one(world: dict, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    from reputation import cli
+
+    db = tmp_path / "r.duckdb"
+    shutil.copy(world["db"], db)
+    holder = subprocess.Popen(  # a failed run recording itself holds the database read-write for a moment
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+                               "time.sleep(float(sys.argv[2])); c.close()", str(db), "1.0"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = CliRunner().invoke(main, ["query", "--db", str(db), "SELECT count(*) AS n FROM reputation",
+                                           "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        assert int(result.output.splitlines()[-1]) > 0
+    finally:
+        holder.wait(timeout=30)
+    monkeypatch.setattr(cli, "LOCK_WAIT_SECONDS", 0.2)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+                               "time.sleep(float(sys.argv[2])); c.close()", str(db), "3.0"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = CliRunner().invoke(main, ["query", "--db", str(db), "SELECT 1"])
+        assert result.exit_code == 3 and "held a write lock on it for over" in result.output, result.output
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

@@ -674,3 +674,14 @@ def test_unit_separator_and_unmapped_identifier_keys_in_a_malformed_line(tmp_pat
     assert "DEVUNMAPPED" not in q[1][2] and "CIP" not in q[1][2] and '"device_id": "[identifier]"' in q[1][2]
     assert '"text": "my email is"' in q[1][2] and '"zip": "12345"' in q[1][2]  # other values stay readable
     assert "withheld" in q[2][2] and "DEVCSV" not in q[2][2]  # a device_id column, though unmapped
+
+
+def test_running_out_of_memory_while_reading_is_not_called_bad_input(tmp_path: Path) -> None:
+    with open(tmp_path / "m.csv", "w") as fh:
+        fh.write("from,to,ts\n" + "".join(f"a{i},b{i},1767225600\n" for i in range(200_000)))
+    cfg = _config(tmp_path, _messages_source("m", "m.csv", "csv",
+                                             columns='sender = "from"\nrecipient = "to"\nsent_at = "ts"'))
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '1MB'")
+    with pytest.raises(duckdb.OutOfMemoryException):  # a stage failure (exit 1), not an InputError (exit 3)
+        ingest_sources(con, cfg, "r1", KEY)

@@ -367,3 +367,67 @@ def test_the_run_history_of_a_database_from_before_compile_seconds_carries_over(
     rows = _read(second.database, "SELECT run_id, count(*), count(compile_seconds) FROM stage_metrics GROUP BY run_id")
     # the old run's stages are kept (without a compile time), the new run's have one each
     assert sorted(rows) == sorted([(first.run_id, 3, 0), (second.run_id, 3, 3)])
+
+
+def test_a_log_left_beside_the_published_database_goes_with_it_to_previous(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    db = run_pipeline(cfg, stages=[("senders", _count_stage)]).database
+    # a failure record that could not be checkpointed (a full disk, a kill): it stays in the database's log
+    con = duckdb.connect(str(db))
+    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+    con.execute("SET checkpoint_threshold = '1GB'")
+    con.execute("INSERT INTO runs (run_id, status, error) VALUES ('20260101T000000Z-walwal', 'failed', 'disk full')")
+    con.close()
+    assert db.with_name(db.name + ".wal").exists()
+    run_pipeline(cfg, stages=[("senders", _count_stage)])
+    assert not db.with_name(db.name + ".wal").exists()
+    runs = _read(db, "SELECT run_id, status FROM runs ORDER BY started_at NULLS FIRST")
+    assert ("20260101T000000Z-walwal", "failed") in runs and runs[-1][1] == "complete"  # readable, history kept
+    assert ("20260101T000000Z-walwal", "failed") in _read(db.with_name(db.name + ".previous"), "SELECT run_id, status "
+                                                                                                "FROM runs")
+
+
+@pytest.mark.parametrize("killed_at", ["between the exports renames", "after the exports swap",
+                                       "after the database swap"])
+def test_a_run_killed_while_publishing_leaves_exports_in_step_with_the_database(tmp_path: Path,
+                                                                                killed_at: str) -> None:
+    import shutil
+
+    from reputation.config import load_config
+    from reputation.pipeline import EXPORTS_MARKER, _Runner
+
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg)
+    exports, marker = first.exports, first.exports / EXPORTS_MARKER
+    published = marker.read_text()
+    killed = "20261231T000000Z-k1ll3d"
+    aside = exports.with_name(f".{exports.name}.old-{killed}")
+    shutil.copytree(exports, aside)  # what a killed run's _publish leaves, by the step it reached
+    if killed_at == "between the exports renames":
+        shutil.rmtree(exports)
+    elif killed_at == "after the exports swap":
+        marker.write_text(f"written by reputation run {killed}\n")
+    else:  # its database went out too: its exports are the published ones, the folder aside is the old one
+        first_id = published.split()[-1]
+        con = duckdb.connect(str(first.database))
+        con.execute("UPDATE runs SET run_id = ? WHERE run_id = ?", [killed, first_id])
+        con.close()
+        marker.write_text(f"written by reputation run {killed}\n")
+        published = marker.read_text()
+    runner = _Runner(load_config(cfg), first.database, exports, None)
+    runner._recover_interrupted_publish()
+    assert marker.read_text() == published and not aside.exists()
+    assert sorted(p.name for p in exports.iterdir()) == sorted(p.name for p in first.exports.iterdir())
+
+
+def test_spill_folders_of_killed_runs_are_removed_by_the_next_run(tmp_path: Path) -> None:
+    from reputation.pipeline import spill_folder
+
+    cfg = _world(tmp_path)
+    db = run_pipeline(cfg, stages=[("senders", _count_stage)]).database
+    leftover = spill_folder(db.with_name(f".{db.name}.build-20260101T000000Z-dead01"))
+    leftover.mkdir()
+    (leftover / "duckdb_temp_storage_DEFAULT-0.tmp").write_bytes(b"\0" * 4096)
+    run_pipeline(cfg, stages=[("senders", _count_stage)])
+    assert not leftover.exists()
+    assert not [p for p in db.parent.iterdir() if p.name.endswith(".tmp")]
