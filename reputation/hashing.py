@@ -99,6 +99,17 @@ def key_pads(key: bytes) -> dict[str, bytes]:
 MIN_KEY_BYTES = 16
 
 
+def key_id(key: bytes) -> str:
+    """A short public name of the hashing ``key`` (an HMAC of a fixed label under it), recorded in ``runs``:
+    two runs' identifier hashes are comparable exactly when their key ids are equal. It reveals nothing that
+    would help guess the key or test a value against the hashes.
+
+    >>> key_id(b"k" * 32) == key_id(b"k" * 32) != key_id(b"j" * 32), len(key_id(b"k" * 32))
+    (True, 16)
+    """
+    return hmac.new(key, b"reputation key id", hashlib.sha256).hexdigest()[:16]
+
+
 def resolve_key(settings: Settings, database: Path) -> bytes:
     """The hashing key: from the environment, else a key file beside the database (created once).
 

@@ -39,7 +39,7 @@ from ._memory import block_allocator_bytes, parse_bytes, physical_memory_bytes, 
 from .config import Config, ConfigError, Settings, load_config
 from .context import StageContext
 from .export import write_exports
-from .hashing import resolve_key
+from .hashing import key_id, resolve_key
 from .ingest import (
     InputError,
     SourceCounts,
@@ -341,6 +341,7 @@ class _Runner:
             key = resolve_key(self.config.settings, self.database)
             con = self.connect(build)
             self._create_run_tables(con)
+            self._record_key(con, key)
             with self.timed(con, "ingest") as rows:
                 counts = ingest_sources(con, self.config, self.run_id, key,
                                         on_file=lambda s, f: self.progress(f"ingest {s}: {Path(f).name}"),
@@ -399,6 +400,20 @@ class _Runner:
             raise
 
     # -- run bookkeeping --------------------------------------------------------------------------
+    def _record_key(self, con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+        """Record the hashing key's id in ``runs``, and warn when it is not the one the published results
+        were made with: every identifier hash then changes (the scores do not), which an analyst joining
+        hashes across runs, or a lost key file, should hear about."""
+        this = key_id(key)
+        con.execute("UPDATE runs SET key_id = $k WHERE run_id = $r", {"k": this, "r": self.run_id})
+        last = con.execute("SELECT key_id FROM runs WHERE status = 'complete' AND key_id IS NOT NULL "
+                           "ORDER BY started_at DESC LIMIT 1").fetchall()
+        if last and last[0][0] != this:
+            log.warning("the hashing key is not the one the published results were made with (key id %s, now %s): "
+                        "every identifier hash changes with this run; if that is not meant, restore the key "
+                        "(settings.hash_key_env or %s)", last[0][0], this,
+                        self.database.with_name(self.database.name + ".hashkey"))
+
     def _create_run_tables(self, con: duckdb.DuckDBPyConnection) -> None:
         for name in ("runs", "run_sources", "stage_metrics"):
             con.execute(STORED_TABLES[name].ddl())

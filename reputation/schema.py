@@ -191,6 +191,8 @@ STORED_TABLES: dict[str, StoredTable] = {
                 ("rows_quarantined", "BIGINT", "Input rows sent to quarantine."),
                 ("error", "VARCHAR", "Error message of a failed run."),
                 ("tool_version", "VARCHAR", "reputation package version."),
+                ("key_id", "VARCHAR", "Names the hashing key (an HMAC of a fixed label under it): identifier "
+                 "hashes of two runs are comparable exactly when their key ids are equal."),
             ),
         ),
         StoredTable(

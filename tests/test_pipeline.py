@@ -431,3 +431,25 @@ def test_spill_folders_of_killed_runs_are_removed_by_the_next_run(tmp_path: Path
     run_pipeline(cfg, stages=[("senders", _count_stage)])
     assert not leftover.exists()
     assert not [p for p in db.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_changed_hashing_key_is_recorded_and_warned_about(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    cfg = _world(tmp_path)
+    first = run_pipeline(cfg, stages=[("senders", _count_stage)])  # a generated key file
+    run_pipeline(cfg, stages=[("senders", _count_stage)])
+    assert "hashing key is not the one" not in caplog.text
+    monkeypatch.setenv("REPUTATION_HASH_KEY", "another-key-of-32-bytes-or-so-....")
+    last = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    assert "hashing key is not the one the published results were made with" in caplog.text
+    ids = dict(_read(last.database, "SELECT run_id, key_id FROM runs"))
+    assert ids[first.run_id] != ids[last.run_id] and len(ids[last.run_id]) == 16
+    # a database from before key ids: the old runs have none, and no warning is made up
+    con = duckdb.connect(str(last.database))
+    con.execute("ALTER TABLE runs DROP COLUMN key_id")
+    con.close()
+    caplog.clear()
+    monkeypatch.delenv("REPUTATION_HASH_KEY")
+    again = run_pipeline(cfg, stages=[("senders", _count_stage)])
+    assert "hashing key is not the one" not in caplog.text
+    assert _read(again.database, "SELECT count(key_id) FROM runs") == [(1,)]
