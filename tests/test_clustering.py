@@ -135,11 +135,12 @@ def _db_with_links() -> duckdb.DuckDBPyConnection:
                     [platform, account])
     con.execute("""CREATE TABLE links (run_id VARCHAR, platform_a VARCHAR, account_a VARCHAR,
                    platform_b VARCHAR, account_b VARCHAR, probability DOUBLE, match_weight DOUBLE,
-                   evidence JSON, rules VARCHAR[])""")
+                   evidence JSON, rules VARCHAR[], carry_probability DOUBLE)""")
     rows = [("x", "1", "y", "1", 0.99), ("x", "1", "z", "1", 0.97), ("y", "1", "z", "1", 0.9),
             ("x", "2", "y", "2", 0.8)]
-    for pa, aa, pb, ab, prob in rows:
-        con.execute("INSERT INTO links VALUES ('r', ?, ?, ?, ?, ?, 0, '[]', [])", [pa, aa, pb, ab, prob])
+    for pa, aa, pb, ab, prob in rows:  # names carry part of x2–y2's probability
+        con.execute("INSERT INTO links VALUES ('r', ?, ?, ?, ?, ?, 0, '[]', [], ?)",
+                    [pa, aa, pb, ab, prob, 0.3 if aa == "2" else prob])
     return con
 
 
@@ -153,6 +154,9 @@ def test_build_identities_gives_every_account_one_row() -> None:
     assert ids[("x", "1")][0] == ids[("y", "1")][0] == ids[("z", "1")][0] and ids[("x", "1")][1] == 3
     assert ids[("x", "2")][0] == ids[("y", "2")][0] != ids[("x", "1")][0]
     assert ids[("x", "3")][1] == 1 and ids[("x", "3")][2] == 1.0
+    # a name-only link clusters as strongly as any, but what carries over it is its carry probability
+    carry = dict(con.sql("SELECT platform || account, carry_membership FROM identities").fetchall())
+    assert carry["x2"] == carry["y2"] == 0.3 and carry["x1"] == ids[("x", "1")][2] and carry["x3"] == 1.0
     # the id depends on the members only
     again = _db_with_links()
     build_identities(again, StageContext("run2", Settings(), datetime(2026, 2, 1)))
@@ -163,7 +167,7 @@ def test_build_identities_gives_every_account_one_row() -> None:
 def test_build_identities_attaches_a_silent_account_to_the_identity_it_is_linked_into() -> None:
     con = _db_with_links()
     # x:3 is linked to z:1 only: average linkage keeps it out of {x:1, y:1, z:1} (0.92 / 3 < 0.5)
-    con.execute("INSERT INTO links VALUES ('r', 'x', '3', 'z', '1', 0.92, 0, '[]', [])")
+    con.execute("INSERT INTO links VALUES ('r', 'x', '3', 'z', '1', 0.92, 0, '[]', [], 0.92)")
     con.execute("CREATE TABLE features (platform VARCHAR, account VARCHAR, messages_sent BIGINT)")
     con.execute("INSERT INTO features VALUES ('x', '1', 5), ('y', '1', 3), ('z', '1', 7), ('x', '3', 4)")
     q = "SELECT platform || ':' || account, size FROM identities ORDER BY ALL"

@@ -102,7 +102,7 @@ def test_links_have_contract_columns_and_ordered_pairs(linked: duckdb.DuckDBPyCo
     cols = [r[0] for r in linked.sql("SELECT column_name FROM duckdb_columns() WHERE table_name = 'links' "
                                      "ORDER BY column_index").fetchall()]
     assert cols == ["run_id", "platform_a", "account_a", "platform_b", "account_b", "probability",
-                    "match_weight", "evidence", "rules"]
+                    "match_weight", "evidence", "rules", "carry_probability"]
     assert linked.sql("SELECT count(*) FROM links WHERE (platform_a, account_a) >= (platform_b, account_b) "
                       "OR run_id <> 'run1' OR probability < 0.5").fetchall()[0][0] == 0
 
@@ -120,6 +120,19 @@ def test_evidence_explains_the_match_weight(linked: duckdb.DuckDBPyConnection) -
         items = json.loads(evidence)
         assert {"comparison", "level", "weight"} <= set(items[0])
         assert prior + sum(i["weight"] for i in items) == pytest.approx(weight, abs=1e-2)
+
+
+def test_a_flag_carries_over_what_links_two_accounts_beyond_their_names(linked: duckdb.DuckDBPyConnection) -> None:
+    rows = linked.sql("SELECT evidence, match_weight, probability, carry_probability FROM links").fetchall()
+    named = 0
+    for evidence, weight, p, carry in rows:
+        names = sum(max(0.0, i["weight"]) for i in json.loads(evidence)
+                    if i["comparison"] in ("handle_name", "handle_digits"))
+        named += names > 0
+        declared = any(i["comparison"] == "known_link" and i["level"] == "declared" for i in json.loads(evidence))
+        expected = 1.0 if declared else min(p, 2 ** (weight - names) / (1 + 2 ** (weight - names)))
+        assert carry == pytest.approx(expected, abs=1e-3)
+    assert named  # the test world's pairs do share names
 
 
 def test_model_and_rule_tables(linked: duckdb.DuckDBPyConnection) -> None:

@@ -69,10 +69,11 @@ def make_world(con: duckdb.DuckDBPyConnection, identities: bool = True, seed: in
     con.execute("""CREATE TABLE campaigns (run_id VARCHAR, campaign_id VARCHAR, platform VARCHAR, account VARCHAR,
         template_id VARCHAR, accounts BIGINT, evidence JSON)""")
     con.execute("""CREATE TABLE links (run_id VARCHAR, platform_a VARCHAR, account_a VARCHAR, platform_b VARCHAR,
-        account_b VARCHAR, probability DOUBLE, match_weight DOUBLE, evidence JSON, rules VARCHAR[])""")
+        account_b VARCHAR, probability DOUBLE, match_weight DOUBLE, evidence JSON, rules VARCHAR[],
+        carry_probability DOUBLE)""")
     if identities:
         con.execute("""CREATE TABLE identities (run_id VARCHAR, identity_id VARCHAR, platform VARCHAR,
-            account VARCHAR, size BIGINT, membership DOUBLE)""")
+            account VARCHAR, size BIGINT, membership DOUBLE, carry_membership DOUBLE)""")
     accounts, feats, inter, tmpl, camp, links, ident, msgs = [], [], [], [], [], [], [], []
     for p in ("alpha", "beta"):
         names = [f"h{i}" for i in range(HONEST)] + [f"s{i}" for i in range(SPAMMERS)] + (["bulk"] if p == "alpha"
@@ -107,12 +108,12 @@ def make_world(con: duckdb.DuckDBPyConnection, identities: bool = True, seed: in
                 inter.append(("r0", p, f"h{v}", "bulk", None, "direct", 1, T0, T0, True, 2, False))
     for i in range(SPAMMERS):
         links.append(("r0", "alpha", f"s{i}", "beta", f"s{i}", 0.95, 8.0,
-                      json.dumps([{"comparison": "device", "level": "exact", "weight": 8.0}]), ["shared_device"]))
+                      json.dumps([{"comparison": "device", "level": "exact", "weight": 8.0}]), ["shared_device"], 0.95))
     for _, p, a, *_ in accounts:
         if a.startswith("s"):
-            ident.append(("r0", f"spam{a[1:]}", p, a, 2, 0.95))
+            ident.append(("r0", f"spam{a[1:]}", p, a, 2, 0.95, 0.95))
         else:
-            ident.append(("r0", f"{p}:{a}", p, a, 1, 1.0))
+            ident.append(("r0", f"{p}:{a}", p, a, 1, 1.0, 1.0))
     flags = [("r0", "alpha", f"s{i}", "spam", AS_OF - timedelta(days=10), "moderator", 0.95) for i in range(4)]
     flags += [("r0", "alpha", f"h{i}", "clean", AS_OF - timedelta(days=10), "verified", 0.9) for i in range(6)]
     overrides = [("r0", "alpha", "h7", "spam", "caught selling followers", "ana", AS_OF),
@@ -459,3 +460,27 @@ def test_a_run_without_spam_flags_says_why_verdicts_are_unknown(caplog: pytest.L
     with caplog.at_level("WARNING", logger="reputation"):
         build_reputation(c, make_ctx())
     assert "no live spam flag" not in caplog.text
+
+
+def test_a_link_by_name_alone_vouches_but_does_not_smear() -> None:
+    """A namesake or an impersonator shares a handle: the link it makes must not carry a spam flag, though
+    a clean flag may still carry over it (the links' carry_probability leaves the names' weight out)."""
+    def c_identity(con: duckdb.DuckDBPyConnection, account: str) -> float:
+        return con.execute("SELECT c_identity FROM account_evidence WHERE platform = 'beta' AND account = ?",
+                           [account]).fetchall()[0][0]
+
+    full, named = duckdb.connect(), duckdb.connect()
+    for con in (full, named):
+        make_world(con)
+        # honest h0's accounts on both platforms, one identity (its alpha account is clean-flagged)
+        con.execute("UPDATE identities SET identity_id = 'hon0', size = 2, membership = 0.95, carry_membership = 0.95 "
+                    "WHERE account = 'h0'")
+        con.execute("INSERT INTO links VALUES ('r0', 'alpha', 'h0', 'beta', 'h0', 0.95, 8.0, '[]', [], 0.95)")
+    # in the second world, both links rest on the handle alone
+    named.execute("UPDATE links SET carry_probability = 0.01 WHERE account_a IN ('s0', 'h0')")
+    named.execute("UPDATE identities SET carry_membership = 0.01 WHERE account IN ('s0', 'h0')")
+    for con in (full, named):
+        build_reputation(con, make_ctx())
+    assert c_identity(full, "s0") > 1.0 and c_identity(named, "s0") < 0.05  # the spam flag carries no more
+    assert c_identity(full, "h0") < -0.5  # the clean flag carries, over the handle alone too
+    assert c_identity(named, "h0") == pytest.approx(c_identity(full, "h0"))

@@ -48,6 +48,10 @@ from .scoring import (
 from .seed_extend import extend, set_seed_links
 
 CONTACT_COLUMNS = [i for i, c in enumerate(COMPARISONS) if c.name in ("contacts", "contact_match")]
+#: The comparisons of names (handle, display name, the numbers in a handle): anyone can copy them, an
+#: impersonator or a namesake. Their positive weight links accounts (for analysts, and to cluster
+#: identities), but carries no flag: a link's ``carry_probability`` leaves it out (see :func:`build_links`).
+NAME_COLUMNS = [i for i, c in enumerate(COMPARISONS) if c.name in ("handle_name", "handle_digits")]
 """Comparisons that use contacts through already-linked pairs (excluded when choosing seeds)."""
 
 
@@ -62,10 +66,10 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, np.n
 
 
 def _score_round(con: duckdb.DuckDBPyConnection, s: LinkageSettings, n_accounts: int
-                 ) -> tuple[FSModel, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 ) -> tuple[FSModel, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Level the candidates and random pairs, fit the model; returns (model, a, b, match weight without
-    the contact comparisons, match weight, declared) with one entry per candidate pair (ordered by a, b);
-    ``declared`` marks the known links of the input."""
+    the contact comparisons, match weight, match weight without the names' positive weight, declared) with
+    one entry per candidate pair (ordered by a, b); ``declared`` marks the known links of the input."""
     compute_levels(con, CANDIDATES, "_lk_levels", s)
     compute_levels(con, "_lk_random", "_lk_random_levels", s)
     a, b, g = level_matrix(con, "_lk_levels")
@@ -81,7 +85,8 @@ def _score_round(con: duckdb.DuckDBPyConnection, s: LinkageSettings, n_accounts:
     lw = model.level_weights(pat)
     mw = (model.prior_weight + lw.sum(axis=1))[inverse]
     mw_no_contacts = (model.prior_weight + lw.sum(axis=1) - lw[:, CONTACT_COLUMNS].sum(axis=1))[inverse]
-    return model, a, b, mw_no_contacts, mw, fixed
+    mw_no_names = (model.prior_weight + lw.sum(axis=1) - np.maximum(lw[:, NAME_COLUMNS], 0).sum(axis=1))[inverse]
+    return model, a, b, mw_no_contacts, mw, mw_no_names, fixed
 
 
 def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
@@ -100,7 +105,7 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     sample_random_pairs(con, n, s.random_pairs, s.seed)
     set_seed_links(con, "SELECT a, b FROM _lk_rule_pairs WHERE rule = 'known_link'")
     for rnd in range(s.seed_rounds + 1):
-        model, a, b, mw_no_contacts, mw, declared = _score_round(con, s, n)
+        model, a, b, mw_no_contacts, mw, mw_no_names, declared = _score_round(con, s, n)
         # a declared known link is a same-person pair by the input's word, whatever the comparisons say
         # (its match weight is kept, to show how much the data agree): EM holds it at posterior 1, and so
         # does the published probability
@@ -120,7 +125,10 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
 
     _write_blocking_rules(con, ctx)
     _write_model(con, ctx, model)
-    _register(con, "_lk_score_arrow", {"a": a, "b": b, "probability": p, "match_weight": mw})
+    # what a flag carries over the link: its probability without the names' positive weight (see NAME_COLUMNS)
+    carry = np.where(declared, 1.0, np.minimum(p, probability(mw_no_names)))
+    _register(con, "_lk_score_arrow", {"a": a, "b": b, "probability": p, "match_weight": mw,
+                                       "carry_probability": carry})
     level_cols = ", ".join(f"l.{c.name} AS {c.name}_level" for c in COMPARISONS)
     con.execute(f"""
         CREATE OR REPLACE TABLE candidate_pairs AS
@@ -154,7 +162,7 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         SELECT $run_id AS run_id, A.platform AS platform_a, A.account AS account_a,
                B.platform AS platform_b, B.account AS account_b,
                s.probability, s.match_weight, coalesce(ev.evidence, '[]'::JSON) AS evidence,
-               {rules_sql('c.rule_mask')} AS rules
+               {rules_sql('c.rule_mask')} AS rules, s.carry_probability
         FROM linked s
         LEFT JOIN ev USING (a, b)
         JOIN {CANDIDATES} c USING (a, b)
@@ -230,7 +238,10 @@ def _document(con: duckdb.DuckDBPyConnection) -> None:
                   "Account pairs that may be the same person (match probability ≥ 0.5), with the evidence; "
                   "identities clusters them.",
                   {**pair_cols,
-                   "evidence": "JSON list of {comparison, level, weight (bits)}, strongest first."})
+                   "evidence": "JSON list of {comparison, level, weight (bits)}, strongest first.",
+                   "carry_probability": "The probability without the positive weight of the name comparisons "
+                                        "(handle_name, handle_digits), which an impersonator or a namesake "
+                                        "shares: what a flag carries over this link; 1 for a declared link."})
 
 
 def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
@@ -252,16 +263,18 @@ def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     """)
     if table_exists(con, "links"):
         edges = con.sql("""
-            SELECT x.node AS a, y.node AS b, l.probability
+            SELECT x.node AS a, y.node AS b, l.probability, l.carry_probability
             FROM links l
             JOIN _lk_nodes x ON x.platform = l.platform_a AND x.account = l.account_a
             JOIN _lk_nodes y ON y.platform = l.platform_b AND y.account = l.account_b
             ORDER BY a, b
         """).fetchnumpy()
     else:
-        edges = {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64), "probability": np.zeros(0)}
+        edges = {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64), "probability": np.zeros(0),
+                 "carry_probability": np.zeros(0)}
     a, b = np.asarray(edges["a"], np.int64), np.asarray(edges["b"], np.int64)
     prob = np.asarray(edges["probability"], np.float64)
+    carry_a, carry_b, carry = a, b, np.asarray(edges["carry_probability"], np.float64)
     if table_exists(con, "known_links"):  # declared same-person groups stay whole (chains, stars)
         declared = con.sql("""
             SELECT x.node AS a, y.node AS b
@@ -272,6 +285,8 @@ def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         """).fetchnumpy()
         a, b, prob = clustering.with_declared_cliques(n, a, b, prob, declared["a"], declared["b"],
                                                       max_size=s.max_identity_size)
+        carry_a, carry_b, carry = clustering.with_declared_cliques(n, carry_a, carry_b, carry, declared["a"],
+                                                                   declared["b"], max_size=s.max_identity_size)
     labels = clustering.cluster(n, a, b, prob, threshold=s.identity_threshold, max_size=s.max_identity_size)
     if s.attach_silent_probability <= 1.0 and table_exists(con, "features"):
         silent = con.sql("""
@@ -283,12 +298,13 @@ def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
                                           min_probability=s.attach_silent_probability,
                                           max_size=s.max_identity_size)
     memb = clustering.membership(labels, a, b, prob)
+    carry_memb = clustering.membership(labels, carry_a, carry_b, carry)
     _register(con, "_lk_label_arrow", {"node": np.arange(n, dtype=np.int32), "label": labels.astype(np.int64),
-                                       "membership": memb})
+                                       "membership": memb, "carry_membership": carry_memb})
     con.execute("""
         CREATE OR REPLACE TABLE identities AS
         WITH m AS (
-            SELECT n.platform, n.account, l.label, l.membership,
+            SELECT n.platform, n.account, l.label, l.membership, l.carry_membership,
                    count(*) OVER (PARTITION BY l.label) AS size
             FROM _lk_nodes n JOIN _lk_label_arrow l USING (node)
         ), ids AS (
@@ -297,7 +313,8 @@ def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
             FROM m GROUP BY label
         )
         SELECT $run_id AS run_id, ids.identity_id, m.platform, m.account, m.size,
-               CASE WHEN m.size = 1 THEN 1.0 ELSE m.membership END AS membership
+               CASE WHEN m.size = 1 THEN 1.0 ELSE m.membership END AS membership,
+               CASE WHEN m.size = 1 THEN 1.0 ELSE m.carry_membership END AS carry_membership
         FROM m JOIN ids USING (label)
         ORDER BY platform, account
     """, {"run_id": ctx.run_id})
@@ -315,5 +332,7 @@ def build_identities(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
                    "platform": "Platform.", "account": "Account id.",
                    "size": "Accounts in the identity.",
                    "membership": "Mean link probability between the account and the other members "
-                                 "(unlinked members count 0), 0..1; 1 for a singleton."})
+                                 "(unlinked members count 0), 0..1; 1 for a singleton.",
+                   "carry_membership": "The same over the links' carry_probability (names left out): how "
+                                       "strongly flags of members it has no link with carry to it."})
     return n

@@ -171,19 +171,38 @@ SELECT (row_number() OVER (ORDER BY a.platform, a.account) - 1)::BIGINT AS idx,
        fe.override,
        {identity} AS identity_id,
        {membership} AS membership,
+       {carry_membership} AS carry_membership,
        hash('prior:' || {identity}) % $folds AS fold_prior
 FROM accounts a
 LEFT JOIN flag_evidence fe ON fe.platform = a.platform AND fe.account = a.account
 {identity_join}
 """
 
+def create_account_index(con: duckdb.DuckDBPyConnection) -> bool:
+    """Create ``acc_index`` (one row per account: its dense index, flag evidence, identity and memberships)
+    from ``accounts``, ``flag_evidence`` and, when there is one, ``identities``; returns whether there is."""
+    has_identities = table_exists(con, "identities")
+    if has_identities:
+        parts = {"identity": "coalesce(i.identity_id, a.platform || ':' || a.account)",
+                 "membership": "coalesce(i.membership, 1.0)", "carry_membership": "coalesce(i.carry_membership, 1.0)",
+                 "identity_join": "LEFT JOIN identities i ON i.platform = a.platform AND i.account = a.account"}
+    else:
+        parts = {"identity": "a.platform || ':' || a.account", "membership": "1.0", "carry_membership": "1.0",
+                 "identity_join": ""}
+    con.execute(INDEX_SQL.format(**parts), INDEX_PARAMS)
+    return has_identities
+
+
 IDENTITY_PAIRS_SQL = """
 WITH pair_links AS (
-    SELECT platform_a AS pa, account_a AS aa, platform_b AS pb, account_b AS ab, max(probability) AS p
+    SELECT platform_a AS pa, account_a AS aa, platform_b AS pb, account_b AS ab, max(probability) AS p,
+           max(carry_probability) AS p_spam
     FROM links GROUP BY ALL
 )
 SELECT x.idx AS i, y.idx AS j,
-       greatest(0.0, least(1.0, coalesce(l1.p, l2.p, x.membership * y.membership))) AS w
+       greatest(0.0, least(1.0, coalesce(l1.p, l2.p, x.membership * y.membership))) AS w,
+       -- a spam flag carries over what links two accounts beyond their names (see links.carry_probability)
+       greatest(0.0, least(1.0, coalesce(l1.p_spam, l2.p_spam, x.carry_membership * y.carry_membership))) AS w_spam
 FROM acc_index x
 JOIN acc_index y ON x.identity_id = y.identity_id AND x.idx <> y.idx
 LEFT JOIN pair_links l1 ON l1.pa = x.platform AND l1.aa = x.account AND l1.pb = y.platform AND l1.ab = y.account
@@ -191,7 +210,7 @@ LEFT JOIN pair_links l2 ON l2.pa = y.platform AND l2.aa = y.account AND l2.pb = 
 """
 
 IDENTITY_PAIRS_NO_LINKS_SQL = """
-SELECT x.idx AS i, y.idx AS j, x.membership * y.membership AS w
+SELECT x.idx AS i, y.idx AS j, x.membership * y.membership AS w, x.carry_membership * y.carry_membership AS w_spam
 FROM acc_index x JOIN acc_index y ON x.identity_id = y.identity_id AND x.idx <> y.idx
 """
 
@@ -213,14 +232,17 @@ FROM members x JOIN members y ON x.campaign_id = y.campaign_id AND x.idx <> y.id
 """
 
 
-def _pairs(con: duckdb.DuckDBPyConnection, q: str, params: dict | None = None) -> tuple[np.ndarray, ...]:
-    """The (i, j, w) arrays of a pair query, in (i, j, w) order.
+def _pairs(con: duckdb.DuckDBPyConnection, q: str, params: dict | None = None,
+           extra: tuple[str, ...] = ()) -> tuple[np.ndarray, ...]:
+    """The (i, j, w, *extra) arrays of a pair query, in (i, j, w) order.
 
     A join's output order depends on DuckDB's threads, and the carries sum floating-point terms in row
     order (``np.bincount``), so unordered pairs made re-runs differ in the last bit of a score.
     """
-    cols = con.execute(f"SELECT i, j, w FROM ({q}) ORDER BY i, j, w", params).fetchnumpy()
-    return (np.asarray(cols["i"], np.int64), np.asarray(cols["j"], np.int64), np.asarray(cols["w"], np.float64))
+    names = ", ".join(("i", "j", "w", *extra))
+    cols = con.execute(f"SELECT {names} FROM ({q}) ORDER BY i, j, w", params).fetchnumpy()
+    return (np.asarray(cols["i"], np.int64), np.asarray(cols["j"], np.int64), np.asarray(cols["w"], np.float64),
+            *(np.asarray(cols[c], np.float64) for c in extra))
 
 
 def noisy_or_carry(d: np.ndarray, pairs: tuple[np.ndarray, ...], n: int) -> np.ndarray:
@@ -395,14 +417,7 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
         log.warning("no live spam flag in the input: there is nothing to learn what spam looks like from, so "
                     "scores stay near the base rate and most verdicts are 'unknown'; add a flags source "
                     "(table = \"flags\") with moderation decisions")
-    has_identities = table_exists(con, "identities")
-    if has_identities:
-        identity, membership = "coalesce(i.identity_id, a.platform || ':' || a.account)", "coalesce(i.membership, 1.0)"
-        identity_join = "LEFT JOIN identities i ON i.platform = a.platform AND i.account = a.account"
-    else:
-        identity, membership, identity_join = "a.platform || ':' || a.account", "1.0", ""
-    con.execute(INDEX_SQL.format(identity=identity, membership=membership, identity_join=identity_join),
-                INDEX_PARAMS)
+    has_identities = create_account_index(con)
     idx = con.execute("SELECT evidence, identity_evidence, campaign_evidence, fold_prior, platform FROM acc_index "
                       "ORDER BY idx").fetchnumpy()
     n = len(idx["evidence"])
@@ -455,12 +470,16 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     # Carry-over from identity and campaign mates' flags (as likelihood ratios).
     if has_identities:
         id_sql = IDENTITY_PAIRS_SQL if table_exists(con, "links") else IDENTITY_PAIRS_NO_LINKS_SQL
-        id_pairs = _pairs(con, id_sql)
+        i, j, w, w_spam = _pairs(con, id_sql, extra=("w_spam",))
+        id_pairs = (i, j, w)
+        # a mate's spam flag carries over its spam weight, its clean evidence over the whole link: a name
+        # alone (a namesake, an impersonator) must not smear an account, but may vouch for it
+        carry_pairs = (i, j, np.where(d_identity[j] > 0, w_spam, w))
     else:
-        id_pairs = (np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
+        id_pairs = carry_pairs = (np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
     camp_pairs = (_pairs(con, CAMPAIGN_PAIRS_SQL, {"w": CAMPAIGN_CARRY}) if table_exists(con, "campaigns")
                   else (np.zeros(0, np.int64),) * 2 + (np.zeros(0),))
-    ic = noisy_or_carry(d_identity, id_pairs, n)
+    ic = noisy_or_carry(d_identity, carry_pairs, n)
     cc = noisy_or_carry(d_campaign, camp_pairs, n)
     direct, c_identity, c_campaign = flag_logodds(d), flag_logodds(ic), flag_logodds(cc)
     local = behaviour_logit + direct + c_identity + c_campaign
@@ -512,7 +531,7 @@ def build_reputation(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
     confidence = 1.0 - np.prod(1.0 - np.clip(strengths, 0.0, 1.0), axis=1)
 
     # Carry-over split by source platform, for reasons and flagged_on.
-    id_by_plat = _platform_shares(d_identity, id_pairs, plat, n_plat, n) * c_identity[:, None]
+    id_by_plat = _platform_shares(d_identity, carry_pairs, plat, n_plat, n) * c_identity[:, None]
     camp_by_plat = _platform_shares(d_campaign, camp_pairs, plat, n_plat, n) * c_campaign[:, None]
 
     evidence_tbl = pa.table({
