@@ -69,7 +69,7 @@ def _open_database(db: Path, **options):  # noqa: ANN003, ANN202 - duckdb's conn
             if "Could not set lock" not in message:
                 _fail(f"{db}: cannot open it as a DuckDB database: {message}", EXIT_INPUT)
             if time.monotonic() > deadline:
-                _fail(f"{db}: another process has held a write lock on it for over {LOCK_WAIT_SECONDS:.0f} s "
+                _fail(f"{db}: another process has held a write lock on it for over {LOCK_WAIT_SECONDS:g} s "
                       f"({message})", EXIT_INPUT)
             time.sleep(0.05)
 

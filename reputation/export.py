@@ -114,18 +114,26 @@ def export_platform(con: duckdb.DuckDBPyConnection, platform: str, fmt: ExportFo
         raise KeyError(f"unknown platform {platform!r}; the database has {', '.join(known) or 'none'}")
     out = Path(out_path)
     rows = _export_rows(con, platform, min_score)
-    partial = out.with_name(f".partial-{os.getpid()}-{out.name}")  # same suffixes: COPY infers compression
+    if out.is_dir():
+        raise ExportWriteError(f"cannot write {out}: it is a folder; give a file name")
+    # a pipe or a device (/dev/stdout) is written as it is: there is nothing to rename into place
+    direct = out.exists() and not out.is_file()
+    real = out if direct else Path(os.path.realpath(out))  # through a symbolic link, to the file it names
+    # beside the target, under a short name with the same suffixes (COPY infers compression from them)
+    partial = real if direct else real.with_name(f".partial-{os.getpid()}{''.join(real.suffixes[-2:])}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        real.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "stix":
             written = _write_stix(con, rows.to_pylist(), partial)
         else:
             _copy_rows(con, rows, fmt, partial)
             written = rows.num_rows
-        os.replace(partial, out)
+        if not direct:
+            os.replace(partial, real)
     except (OSError, duckdb.IOException) as exc:
-        with contextlib.suppress(OSError):
-            partial.unlink()
+        if not direct:
+            with contextlib.suppress(OSError):
+                partial.unlink()
         reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror
                   else str(exc).splitlines()[0].replace(str(partial), str(out)))
         raise ExportWriteError(f"cannot write {out}: {reason}") from exc

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -186,9 +187,9 @@ def _checks(table: str, col: InputColumn, s: str, typed: str, max_text: int) -> 
     if col.required:
         out.append((f"nullif(trim({s}), '') IS NULL", f"'missing required field {name}'"))
     out.append((f"strpos({s}, chr(0)) > 0", f"'NUL byte in field {name}'"))
-    if name == "platform":  # it names the export files: a name too long for them would fail the run at the end
-        out.append((f"strlen({s}) > {MAX_PLATFORM_BYTES}",
-                    f"'field platform is longer than {MAX_PLATFORM_BYTES} bytes (UTF-8), too long to name its "
+    if name in ("platform", "platform_a", "platform_b"):  # it names export files: too long for them, the run
+        out.append((f"strlen({s}) > {MAX_PLATFORM_BYTES}",  # would fail at its very end
+                    f"'field {name} is longer than {MAX_PLATFORM_BYTES} bytes (UTF-8), too long to name its "
                     "export files'"))
     if col.kind == "id":
         out.append((f"strlen({s}) > {MAX_ID_CHARS} AND length({s}) > {MAX_ID_CHARS}",
@@ -255,8 +256,11 @@ def _csv_header(source: Source, path: str) -> list[str]:
     """
     delim = _delimiter(source)
     opener = gzip.open if path.endswith(".gz") else open  # DuckDB's reader decompresses .gz files by name
-    with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as fh:  # -sig: drops a BOM
-        first = next(csv.reader(fh, delimiter=delim, quotechar=source.csv.quote), [])
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as fh:  # -sig: drops a BOM
+            first = next(csv.reader(fh, delimiter=delim, quotechar=source.csv.quote), [])
+    except (OSError, EOFError, zlib.error) as exc:  # not gzip after all, or cut off
+        raise InputError(f"source {source.name!r}: cannot read the header of {path}: {first_line(exc)}") from None
     if not source.csv.header:
         return [f"column{i}" for i in range(len(first))]
     names = [n.strip() or f"column{i}" for i, n in enumerate(first)]
@@ -408,21 +412,27 @@ def _redact_sql(expr: str) -> str:
 #: Parts of a column or key name that say it holds a personal identifier (matched in any case), and the
 #: token ``ip`` (``ip``, ``client_ip``, ``clientIp``, ``IPAddress``; not ``zip``). An unmapped column or key so
 #: named has its value masked in the raw line of a row that could not be parsed, like a mapped identifier.
-_IDENTIFIER_NAME_TERMS = r"e-?mail|phone|mobile|msisdn|device|imei|idfa|gaid|fingerprint|mac_?addr|ipv[46]"
-_IDENTIFIER_NAME = re.compile(rf"(?i:{_IDENTIFIER_NAME_TERMS})"
-                              r"|(?:^|[^A-Za-z])[iI][pP](?:$|[^a-z])|[a-z]I[pP](?:$|[^a-z])")
+_IDENTIFIER_NAME_TERMS = (r"mail|phone|mobile|msisdn|device|imei|imsi|iccid|idfa|gaid|udid|android_?id|fingerprint"
+                          r"|mac_?addr|ip_?addr|ipv[46]")
+#: Short names that are identifiers only as a whole word: ``ip``, ``ips``, ``mac`` (``client_ip``, ``srcIPs``,
+#: ``IPAddress``, ``mac``; not ``zip``, ``tips`` or ``machine``).
+_IDENTIFIER_TOKENS = r"(?:[iI][pP][sS]?|[mM][aA][cC])"
+_CAMEL_TOKENS = r"(?:I[pP][sS]?|Mac)"  # the same words inside a camelCase name
+_IDENTIFIER_NAME = re.compile(rf"(?i:{_IDENTIFIER_NAME_TERMS})|(?:^|[^A-Za-z]){_IDENTIFIER_TOKENS}(?:$|[^a-z])"
+                              rf"|[a-z]{_CAMEL_TOKENS}(?:$|[^a-z])")
 #: The same names as a double-quoted JSON key with its colon (RE2 has no look-around: the quotes stand in for
 #: ^ and $, and the colon tells a key from a string value that mentions an e-mail).
-_IDENTIFIER_KEY_RE2 = (rf'"(?:[^"]*(?i:{_IDENTIFIER_NAME_TERMS})[^"]*|(?:[^"]*[^A-Za-z"])?[iI][pP](?:[^a-z"][^"]*)?'
-                       r'|[^"]*[a-z]I[pP](?:[^a-z"][^"]*)?)"\s*:')
+_IDENTIFIER_KEY_RE2 = (rf'"(?:[^"]*(?i:{_IDENTIFIER_NAME_TERMS})[^"]*'
+                       rf'|(?:[^"]*[^A-Za-z"])?{_IDENTIFIER_TOKENS}(?:[^a-z"][^"]*)?'
+                       rf'|[^"]*[a-z]{_CAMEL_TOKENS}(?:[^a-z"][^"]*)?)"\s*:')
 
 
 def looks_like_identifier_name(name: str) -> bool:
     """Whether a column or key called ``name`` likely holds a personal identifier (see ``_IDENTIFIER_NAME``).
 
-    >>> [n for n in ("device_id", "E-Mail", "client_ip", "clientIp", "IPv6", "zip", "recipient", "text")
-    ...  if looks_like_identifier_name(n)]
-    ['device_id', 'E-Mail', 'client_ip', 'clientIp', 'IPv6']
+    >>> [n for n in ("device_id", "E-Mail", "client_ip", "clientIp", "IPv6", "ipaddress", "srcIPs", "mac", "udid",
+    ...              "zip", "tips", "machine", "recipient", "text") if looks_like_identifier_name(n)]
+    ['device_id', 'E-Mail', 'client_ip', 'clientIp', 'IPv6', 'ipaddress', 'srcIPs', 'mac', 'udid']
     """
     return bool(_IDENTIFIER_NAME.search(name))
 

@@ -257,33 +257,49 @@ class _Runner:
             return self._run_locked()
 
     def _recover_interrupted_publish(self) -> None:
-        """Put the exports back in step with the database after a run killed inside :meth:`_publish`.
+        """Put the exports and the database's log back in step with the database after a run killed inside
+        :meth:`_publish` (or inside this recovery).
 
-        Publishing moves the exports folder aside to ``.<exports>.old-<run>``, moves the new one in, then
-        swaps the database. Killed between those steps, a run leaves the old exports aside, and either no
-        exports folder or its own exports beside the old database. Such a run never published its database,
-        so the exports set aside are put back; when its database did go out (killed while tidying up), they
-        are removed. Only called while holding the output lock.
+        Publishing moves the exports folder aside to ``.<exports>.old-<run>``, moves the new one in, moves the
+        database's log to ``.previous``, then swaps the database. A run killed before the database swap never
+        published: the exports it set aside are the published database's and are put back (whatever is in the
+        exports folder then, the killed run's or half of it, is moved aside and removed), and a log it moved
+        goes back. A run killed after the swap published: what it set aside is removed. Only called while
+        holding the output lock.
         """
-        pattern = glob.escape(f".{self.exports.name}.old-") + "*"
-        set_aside = sorted(self.exports.parent.glob(pattern), reverse=True)  # the newest run first
-        published = self._published_runs() if set_aside else set()
+        parent = self.exports.parent
+        previous = self.database.with_name(self.database.name + ".previous")
+        wal, previous_wal = (p.with_name(p.name + ".wal") for p in (self.database, previous))
+        if (previous_wal.exists() and not wal.exists() and previous.exists() and self.database.exists()
+                and os.path.samefile(previous, self.database)):  # killed between moving the log and the swap
+            os.replace(previous_wal, wal)
+            log.warning("put the log %s back beside %s (a run was interrupted while publishing)", wal,
+                        self.database)
+        for discard in parent.glob(glob.escape(f".{self.exports.name}.discard-") + "*"):
+            shutil.rmtree(discard, ignore_errors=True)
+        set_aside = sorted(parent.glob(glob.escape(f".{self.exports.name}.old-") + "*"), reverse=True)
+        if not set_aside:
+            return
+        published = self._published_runs()
         if published is None:  # the database cannot be read: leave the folders for a person to look at
             log.warning("left %s in place: cannot tell which runs %s published", set_aside[0], self.database)
             return
         marker = self.exports / EXPORTS_MARKER
-        for old in set_aside:
+        for old in set_aside:  # the newest run first
             run_id = old.name.rsplit(".old-", 1)[1]
-            if run_id in published:
-                shutil.rmtree(old, ignore_errors=True)
+            current = marker.read_text().split()[-1] if marker.exists() and marker.read_text().split() else None
+            if run_id in published or (current is not None and current in published):
+                shutil.rmtree(old, ignore_errors=True)  # the exports folder is the published database's
                 continue
-            if not self.exports.exists() or (marker.exists() and run_id in marker.read_text()):
-                shutil.rmtree(self.exports, ignore_errors=True)
+            if self.exports.exists():  # the killed run's exports, or what is left of them: aside, then away
+                discard = self.exports.with_name(f".{self.exports.name}.discard-{run_id}")
+                os.replace(self.exports, discard)
                 os.replace(old, self.exports)
-                log.warning("run %s was interrupted while publishing: put its predecessor's exports back in %s",
-                            run_id, self.exports)
+                shutil.rmtree(discard, ignore_errors=True)
             else:
-                shutil.rmtree(old, ignore_errors=True)
+                os.replace(old, self.exports)
+            log.warning("run %s was interrupted while publishing: put its predecessor's exports back in %s",
+                        run_id, self.exports)
 
     def _published_runs(self) -> set[str] | None:
         """The run ids the published database records as complete (empty without one; None if unreadable)."""
@@ -587,7 +603,7 @@ def _quarantine_summary(con: duckdb.DuckDBPyConnection, counts: list[SourceCount
         FROM quarantine GROUP BY source, field ORDER BY n DESC, source, field LIMIT ?""",
                          [QUARANTINE_CAUSES_SHOWN]).fetchall()
     shown = "; ".join(f"{n:,} × source {src}, field {field or '(whole row)'}: {reason} "
-                      f"(first at {first[0]} row {first[1]})"
+                      f"(first at {first[0]} row {'?' if first[1] is None else first[1]})"
                       for n, src, field, reason, first in causes)
     return redact(f"; {read:,} row(s) read, {quarantined:,} quarantined: {shown}")
 
@@ -611,7 +627,7 @@ def run_pipeline(config: Config | str | Path, database: Path | str | None = None
     db = Path(database).resolve() if database else cfg.database
     if exports:
         ex = Path(exports).resolve()
-    elif db != cfg.database:  # another database's exports beside it, never the config's (those of its database)
+    elif os.path.realpath(db) != os.path.realpath(cfg.database):  # another database: its exports beside it
         ex = db.with_name(f"{db.stem}-exports")
     else:
         ex = cfg.exports

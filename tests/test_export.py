@@ -174,3 +174,22 @@ def test_an_export_onto_a_folder_is_refused_and_the_folder_is_untouched(con: duc
         export_platform(con, "beta", "parquet", folder)
     assert [p.name for p in folder.iterdir()] == ["mine.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+
+
+def test_an_export_goes_through_a_symbolic_link_and_into_a_pipe(con: duckdb.DuckDBPyConnection, tmp_path) -> None:
+    import os
+    import threading
+
+    target = tmp_path / "real.csv"
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    n = export_platform(con, "beta", "csv", link)
+    assert link.is_symlink() and len(target.read_text().splitlines()) == n + 1  # the link kept, its file written
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    export_platform(con, "beta", "jsonl", fifo)  # a pipe (as /dev/stdout may be) is written as it is
+    reader.join(timeout=30)
+    assert len(got[0].decode().splitlines()) == n and fifo.exists() and not fifo.is_file()

@@ -632,6 +632,12 @@ def test_a_platform_name_too_long_for_the_export_file_names_is_quarantined(tmp_p
     assert (counts[0].rows_stored, counts[0].rows_quarantined) == (2, 1)
     assert _quarantine(con) == [(2, "platform", f"field platform is longer than {MAX_PLATFORM_BYTES} bytes (UTF-8), "
                                                 "too long to name its export files")]
+    (tmp_path / "k.csv").write_text(f"pa,a,pb,b\nchirp,a,{long_name},b\n")  # known links name platforms too
+    src += _csv_source("k", "links", "k.csv", {"platform_a": "pa", "account_a": "a", "platform_b": "pb",
+                                                "account_b": "b"})
+    con, counts = _ingest(tmp_path, src.replace('platform = "p1"\n', ""))
+    assert counts[1].rows_quarantined == 1
+    assert con.execute("SELECT field FROM quarantine WHERE source = 'k'").fetchall() == [("platform_b",)]
     with pytest.raises(ConfigError, match=r"sources\[0\] \(m\)\.platform.: is longer than"):
         _config(tmp_path, _messages_source("m", "m.csv", "csv").replace('"p1"', f'"{long_name}"'))
 
@@ -647,6 +653,10 @@ def test_gzip_compressed_csv_is_read_and_a_misnamed_one_is_refused(tmp_path: Pat
     (tmp_path / "n.csv").write_bytes(gzip.compress(body))
     with pytest.raises(InputError, match=r"n\.csv is gzip-compressed but not named \*\.gz"):
         _ingest(tmp_path, _messages_source("m", "n.csv", "csv", columns=cols))
+    for name, data in (("plain.csv.gz", body), ("cut.csv.gz", gzip.compress(body)[:20])):  # named .gz, but not
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InputError, match=rf"cannot read the header of .*{name}"):
+            _ingest(tmp_path, _messages_source("m", name, "csv", columns=cols))
 
 
 def test_a_folder_path_and_a_broken_link_are_named_as_such(tmp_path: Path) -> None:

@@ -388,7 +388,7 @@ def test_a_log_left_beside_the_published_database_goes_with_it_to_previous(tmp_p
 
 
 @pytest.mark.parametrize("killed_at", ["between the exports renames", "after the exports swap",
-                                       "after the database swap"])
+                                       "after the database swap", "in a recovery, the marker gone"])
 def test_a_run_killed_while_publishing_leaves_exports_in_step_with_the_database(tmp_path: Path,
                                                                                 killed_at: str) -> None:
     import shutil
@@ -407,6 +407,8 @@ def test_a_run_killed_while_publishing_leaves_exports_in_step_with_the_database(
         shutil.rmtree(exports)
     elif killed_at == "after the exports swap":
         marker.write_text(f"written by reputation run {killed}\n")
+    elif killed_at == "in a recovery, the marker gone":  # a recovery that was removing the killed run's exports
+        marker.unlink()
     else:  # its database went out too: its exports are the published ones, the folder aside is the old one
         first_id = published.split()[-1]
         con = duckdb.connect(str(first.database))
@@ -453,3 +455,37 @@ def test_a_changed_hashing_key_is_recorded_and_warned_about(tmp_path: Path, monk
     again = run_pipeline(cfg, stages=[("senders", _count_stage)])
     assert "hashing key is not the one" not in caplog.text
     assert _read(again.database, "SELECT count(key_id) FROM runs") == [(1,)]
+
+
+def test_a_log_moved_aside_by_a_run_killed_before_its_swap_is_put_back(tmp_path: Path) -> None:
+    import os
+
+    from reputation.config import load_config
+    from reputation.pipeline import _Runner
+
+    cfg = _world(tmp_path)
+    db = run_pipeline(cfg, stages=[("senders", _count_stage)]).database
+    con = duckdb.connect(str(db))
+    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+    con.execute("SET checkpoint_threshold = '1GB'")
+    con.execute("INSERT INTO runs (run_id, status, error) VALUES ('20260101T000000Z-walwal', 'failed', 'disk full')")
+    con.close()
+    previous = db.with_name(db.name + ".previous")
+    previous.unlink(missing_ok=True)
+    os.link(db, previous)  # what _publish did before it was killed: the old file linked, its log moved
+    os.replace(db.with_name(db.name + ".wal"), previous.with_name(previous.name + ".wal"))
+    _Runner(load_config(cfg), db, db.with_name("exports"), None)._recover_interrupted_publish()
+    assert ("20260101T000000Z-walwal",) in _read(db, "SELECT run_id FROM runs")
+
+
+def test_the_configs_own_database_by_another_path_keeps_the_configs_exports(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    cfg = _world(tmp_path)
+    cfg.write_text(cfg.read_text().replace('database = "out/r.duckdb"', f'database = "{tmp_path}/link/r.duckdb"')
+                   .replace('exports = "out/exports"', f'exports = "{tmp_path}/link/exports"'))  # absolute
+    run_pipeline(cfg)
+    second = run_pipeline(cfg, database=tmp_path / "real" / "r.duckdb")
+    assert second.exports.resolve() == (tmp_path / "real" / "exports").resolve()
+    assert not (tmp_path / "real" / "r-exports").exists()
+    assert (tmp_path / "real" / "exports" / ".reputation-exports").read_text().split()[-1] == second.run_id

@@ -18,6 +18,9 @@ pulled from DuckDB; the text and JSON assembly is SQL.
    - ``identity_carry``: noisy-or over the account's identity mates (every platform) of ``w · d_mate``,
      with ``w`` the pair's link probability (``links.probability``) or else the product of the two
      accounts' identity memberships; spam and clean parts combine separately (:func:`noisy_or_carry`).
+     A mate's spam evidence carries with the weight its link has beyond names
+     (``links.carry_probability``, ``identities.carry_membership``): a namesake or an impersonator
+     shares a handle, and must not be smeared by it; clean evidence carries with the whole link.
    - ``campaign_carry``: the same over campaign mates with weight ``CAMPAIGN_CARRY`` < 1 (one operator,
      not necessarily one person).
 
