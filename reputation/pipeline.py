@@ -68,6 +68,25 @@ FAILED_RUN_SQL = """
     WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $run_id)"""
 #: The file that marks a folder as a run's exports (the folder is replaced whole at publish).
 EXPORTS_MARKER = ".reputation-exports"
+
+
+def read_exports_marker(folder: Path) -> tuple[str | None, str | None]:
+    """The run id and the database an exports folder's marker names (None where it does not: no marker, or
+    one an earlier version wrote, which names the run only).
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / EXPORTS_MARKER).write_text("written by reputation run R1\\nfor the database /x/r.duckdb\\n")
+    >>> read_exports_marker(d), read_exports_marker(d / "none")
+    (('R1', '/x/r.duckdb'), (None, None))
+    """
+    try:
+        lines = (folder / EXPORTS_MARKER).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None, None
+    run = next((ln.split()[-1] for ln in lines if ln.startswith("written by reputation run ")), None)
+    database = next((ln[len("for the database "):] for ln in lines if ln.startswith("for the database ")), None)
+    return run, database
 #: What an exports folder of an earlier version, without the marker, may hold.
 EXPORT_LAYOUT = frozenset({"reputation", "csv", "jsonl", "stix"})
 
@@ -284,10 +303,9 @@ class _Runner:
         if published is None:  # the database cannot be read: leave the folders for a person to look at
             log.warning("left %s in place: cannot tell which runs %s published", set_aside[0], self.database)
             return
-        marker = self.exports / EXPORTS_MARKER
         for old in set_aside:  # the newest run first
             run_id = old.name.rsplit(".old-", 1)[1]
-            current = marker.read_text().split()[-1] if marker.exists() and marker.read_text().split() else None
+            current = read_exports_marker(self.exports)[0]
             if run_id in published or (current is not None and current in published):
                 shutil.rmtree(old, ignore_errors=True)  # the exports folder is the published database's
                 continue
@@ -387,7 +405,8 @@ class _Runner:
                 with self.timed(con, "exports") as rows:
                     shutil.rmtree(exports_build, ignore_errors=True)
                     rows[0] = int(sum(write_exports(con, exports_build, self.config.export_formats).values()))
-                    (exports_build / EXPORTS_MARKER).write_text(f"written by reputation run {self.run_id}\n")
+                    (exports_build / EXPORTS_MARKER).write_text(f"written by reputation run {self.run_id}\n"
+                                                                f"for the database {self.database}\n", encoding="utf-8")
             tables = self._table_counts(con)
             self._finish_run(con, "complete", None, counts)
             con.execute("CHECKPOINT")
@@ -532,6 +551,11 @@ class _Runner:
             raise ConfigError("output.exports", f"{self.exports} holds files that no run wrote "
                               f"({', '.join(sorted(names - EXPORT_LAYOUT)[:3])}); a run replaces its exports "
                               "folder whole, so give it a folder of its own")
+        _, owner = read_exports_marker(self.exports)
+        if owner and os.path.exists(owner) and os.path.realpath(owner) != os.path.realpath(self.database):
+            raise ConfigError("output.exports", f"{self.exports} holds the exports of another database, {owner}; "
+                              "a run replaces its exports folder whole, so give this database a folder of its own "
+                              "(or delete that folder if it is no longer wanted)")
 
     def _pending_runs_file(self) -> Path:
         """Failed runs that could not be written into the published database (a reader held it open)."""

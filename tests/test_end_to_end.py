@@ -294,7 +294,13 @@ def test_a_run_to_another_database_writes_its_exports_beside_it(world: dict, tmp
     assert result.exit_code == 0, result.output
     assert marker.read_text() == before  # the config's database keeps its own exports
     run_id = _con(trial).execute("SELECT run_id FROM runs WHERE status = 'complete'").fetchall()[0][0]
-    assert (tmp_path / "trial-exports" / ".reputation-exports").read_text() == f"written by reputation run {run_id}\n"
+    marker = (tmp_path / "trial-exports" / ".reputation-exports").read_text()
+    assert marker == f"written by reputation run {run_id}\nfor the database {trial}\n"
+    # a folder that holds another database's exports is refused, not replaced
+    result = CliRunner().invoke(main, ["run", str(world["summary"].config_path), "--db", str(tmp_path / "other.duckdb"),
+                                       "--exports", str(tmp_path / "trial-exports"), "--no-summary"])
+    assert result.exit_code == 2 and f"holds the exports of another database, {trial}" in result.output
+    assert (tmp_path / "trial-exports" / ".reputation-exports").read_text() == marker
 
 
 def test_readers_wait_out_a_short_write_lock_and_name_a_long_one(world: dict, tmp_path: Path,

@@ -11,7 +11,7 @@ import pytest
 
 from reputation.config import ConfigError
 from reputation.ingest import InputError
-from reputation.pipeline import RunFailed, run_pipeline
+from reputation.pipeline import RunFailed, read_exports_marker, run_pipeline
 
 CONFIG = """
 [output]
@@ -410,7 +410,7 @@ def test_a_run_killed_while_publishing_leaves_exports_in_step_with_the_database(
     elif killed_at == "in a recovery, the marker gone":  # a recovery that was removing the killed run's exports
         marker.unlink()
     else:  # its database went out too: its exports are the published ones, the folder aside is the old one
-        first_id = published.split()[-1]
+        first_id = published.splitlines()[0].split()[-1]
         con = duckdb.connect(str(first.database))
         con.execute("UPDATE runs SET run_id = ? WHERE run_id = ?", [killed, first_id])
         con.close()
@@ -488,4 +488,4 @@ def test_the_configs_own_database_by_another_path_keeps_the_configs_exports(tmp_
     second = run_pipeline(cfg, database=tmp_path / "real" / "r.duckdb")
     assert second.exports.resolve() == (tmp_path / "real" / "exports").resolve()
     assert not (tmp_path / "real" / "r-exports").exists()
-    assert (tmp_path / "real" / "exports" / ".reputation-exports").read_text().split()[-1] == second.run_id
+    assert read_exports_marker(tmp_path / "real" / "exports")[0] == second.run_id
