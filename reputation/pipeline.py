@@ -252,7 +252,7 @@ class _Runner:
         if not self._told_compiling:
             self._told_compiling = True
             log.info("compiling numba kernels: the first run of a version on a machine compiles them once "
-                     "(about 20 s in all on 2 cores) and caches them for later runs")
+                     "(18–30 s in all on 2 cores, by the CPU) and caches them for later runs")
 
     def connect(self, path: Path) -> duckdb.DuckDBPyConnection:
         return open_build_connection(path, self.config.settings)
