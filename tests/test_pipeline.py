@@ -369,15 +369,19 @@ def test_the_run_history_of_a_database_from_before_compile_seconds_carries_over(
     assert sorted(rows) == sorted([(first.run_id, 3, 0), (second.run_id, 3, 3)])
 
 
-def test_a_log_left_beside_the_published_database_goes_with_it_to_previous(tmp_path: Path) -> None:
-    cfg = _world(tmp_path)
-    db = run_pipeline(cfg, stages=[("senders", _count_stage)]).database
-    # a failure record that could not be checkpointed (a full disk, a kill): it stays in the database's log
+def _leave_a_failure_record_in_the_log(db: Path) -> None:
+    """A failure record that could not be checkpointed (a full disk, a kill): it stays in the database's log."""
     con = duckdb.connect(str(db))
     con.execute("PRAGMA disable_checkpoint_on_shutdown")
     con.execute("SET checkpoint_threshold = '1GB'")
     con.execute("INSERT INTO runs (run_id, status, error) VALUES ('20260101T000000Z-walwal', 'failed', 'disk full')")
     con.close()
+
+
+def test_a_log_left_beside_the_published_database_goes_with_it_to_previous(tmp_path: Path) -> None:
+    cfg = _world(tmp_path)
+    db = run_pipeline(cfg, stages=[("senders", _count_stage)]).database
+    _leave_a_failure_record_in_the_log(db)
     assert db.with_name(db.name + ".wal").exists()
     run_pipeline(cfg, stages=[("senders", _count_stage)])
     assert not db.with_name(db.name + ".wal").exists()
@@ -465,11 +469,7 @@ def test_a_log_moved_aside_by_a_run_killed_before_its_swap_is_put_back(tmp_path:
 
     cfg = _world(tmp_path)
     db = run_pipeline(cfg, stages=[("senders", _count_stage)]).database
-    con = duckdb.connect(str(db))
-    con.execute("PRAGMA disable_checkpoint_on_shutdown")
-    con.execute("SET checkpoint_threshold = '1GB'")
-    con.execute("INSERT INTO runs (run_id, status, error) VALUES ('20260101T000000Z-walwal', 'failed', 'disk full')")
-    con.close()
+    _leave_a_failure_record_in_the_log(db)
     previous = db.with_name(db.name + ".previous")
     previous.unlink(missing_ok=True)
     os.link(db, previous)  # what _publish did before it was killed: the old file linked, its log moved
