@@ -98,7 +98,8 @@ def explain(con: duckdb.DuckDBPyConnection, platform: str, account: str) -> dict
         Keys: ``account`` (platform, account, score, verdict, confidence, identity_id, reason_text,
         valid_until, run_id), ``reasons`` (list of {kind, source_platform, contribution}),
         ``contributions`` (log-odds per evidence kind, ``base`` included), ``direct_flags``,
-        ``override``, ``linked_accounts`` (with link probability, evidence and their own verdicts),
+        ``override``, ``linked_accounts`` (with link probability, the probability a spam flag carries
+        over — names left out —, evidence and their own verdicts),
         ``campaigns``, ``standout_features``, ``propagated`` (graph contribution, log-odds) and
         ``after_as_of`` (when the run replayed a pinned as_of: that time and how many of the account's flags
         and overrides, dated after it, it did not count; None otherwise). The flags and override shown
@@ -193,8 +194,12 @@ def _linked(con: duckdb.DuckDBPyConnection, platform: str, account: str, identit
     link_join = ("LEFT JOIN links l ON (l.platform_a = $p AND l.account_a = $a AND l.platform_b = m.platform "
                  "AND l.account_b = m.account) OR (l.platform_b = $p AND l.account_b = $a "
                  "AND l.platform_a = m.platform AND l.account_a = m.account)") if has_links else ""
+    has_carry = has_links and bool(con.execute(  # a database from before carry_probability has none
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'links' AND column_name = 'carry_probability'"
+    ).fetchall()[0][0])
     link_cols = "l.probability, l.match_weight, l.evidence, l.rules" if has_links else \
         "NULL AS probability, NULL AS match_weight, NULL AS evidence, NULL AS rules"
+    link_cols += ", l.carry_probability" if has_carry else ", NULL::DOUBLE AS carry_probability"
     same = ("(SELECT count(*) > 0 FROM identities i WHERE i.identity_id = $iid AND i.platform = m.platform "
             "AND i.account = m.account)") if has_ident else "false"
     q = f"""
@@ -315,13 +320,15 @@ def render_text(expl: dict[str, Any], width: int = 100) -> str:
             t.add_row(*(_when(f[c]) for c in ("label", "flagged_at", "source", "confidence")))
         console.print(t)
     if expl.get("linked_accounts"):
-        t = table("linked accounts", "account", "same identity", "probability", "why", "verdict")
+        t = table("linked accounts", "account", "same identity", "probability", "carries spam", "why", "verdict")
         for r in expl["linked_accounts"]:
             items = [e for e in (r.get("evidence") or []) if isinstance(e, dict) and (e.get("weight") or 0) > 0]
             items.sort(key=lambda e: -float(e["weight"]))
             why = ", ".join(f"{e.get('comparison')}={e.get('level')} ({float(e['weight']):+.1f})" for e in items[:4])
             prob = f"{r['probability']:.3f}" if r.get("probability") is not None else ""
-            t.add_row(f"{r['platform']}:{r['account']}", str(r["same_identity"]), prob, why, str(r["verdict"]))
+            carry = f"{r['carry_probability']:.3f}" if r.get("carry_probability") is not None else ""
+            t.add_row(f"{r['platform']}:{r['account']}", str(r["same_identity"]), prob, carry, why,
+                      str(r["verdict"]))
         console.print(t)
     for c in expl.get("campaigns", []):
         console.print(f"campaign {c['campaign_id']}: {c['accounts']} accounts on {', '.join(c['platforms'])}, "

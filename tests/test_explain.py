@@ -29,6 +29,7 @@ def test_explain_carried_account(con: duckdb.DuckDBPyConnection) -> None:
     linked = {(r["platform"], r["account"]): r for r in e["linked_accounts"]}
     mate = linked[("alpha", "s0")]
     assert mate["same_identity"] and mate["probability"] == pytest.approx(0.95)
+    assert mate["carry_probability"] == pytest.approx(0.95)  # a device, not a name: the flag carries in full
     assert mate["evidence"][0]["comparison"] == "device"
     assert e["campaigns"][0]["campaign_id"] == "camp_beta"
     assert e["contributions"]["identity_flag"] > 0
@@ -56,7 +57,15 @@ def test_unknown_account_raises(con: duckdb.DuckDBPyConnection) -> None:
 def test_render_text_mentions_the_evidence(con: duckdb.DuckDBPyConnection) -> None:
     text = render_text(explain(con, "beta", "s0"))
     assert "beta:s0" in text and "alpha:s0" in text and "human review" in text
-    assert "device" in text
+    assert "device" in text and "carries spam" in text
+    # a database from before links.carry_probability still explains (the column is left empty)
+    con.execute("CREATE TEMP TABLE _links_now AS SELECT * FROM links")
+    con.execute("ALTER TABLE links DROP COLUMN carry_probability")
+    try:
+        assert {r["carry_probability"] for r in explain(con, "beta", "s0")["linked_accounts"]} == {None}
+    finally:
+        con.execute("DROP TABLE links")
+        con.execute("CREATE TABLE links AS SELECT * FROM _links_now")
 
 
 def test_render_text_cuts_nothing_short_at_any_width(con: duckdb.DuckDBPyConnection) -> None:
