@@ -101,8 +101,9 @@ MIN_KEY_BYTES = 16
 
 def key_id(key: bytes) -> str:
     """A short public name of the hashing ``key`` (an HMAC of a fixed label under it), recorded in ``runs``:
-    two runs' identifier hashes are comparable exactly when their key ids are equal. It reveals nothing that
-    would help guess the key or test a value against the hashes.
+    two runs' identifier hashes are comparable exactly when their key ids are equal. Like any stored hash of
+    a value someone knows, it lets a guessed key be checked, so the key must be long and random (as the
+    generated one is); it tells nothing about any identifier.
 
     >>> key_id(b"k" * 32) == key_id(b"k" * 32) != key_id(b"j" * 32), len(key_id(b"k" * 32))
     (True, 16)

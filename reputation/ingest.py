@@ -409,9 +409,9 @@ def _redact_sql(expr: str) -> str:
     return expr
 
 
-#: Parts of a column or key name that say it holds a personal identifier (matched in any case), and the
-#: token ``ip`` (``ip``, ``client_ip``, ``clientIp``, ``IPAddress``; not ``zip``). An unmapped column or key so
-#: named has its value masked in the raw line of a row that could not be parsed, like a mapped identifier.
+#: Parts of a column or key name that say it holds a personal identifier (matched in any case; see also
+#: ``_IDENTIFIER_TOKENS``). An unmapped column or key so named has its value masked in the raw line of a row
+#: that could not be parsed, like a mapped identifier.
 _IDENTIFIER_NAME_TERMS = (r"mail|phone|mobile|msisdn|device|imei|imsi|iccid|idfa|gaid|udid|android_?id|fingerprint"
                           r"|mac_?addr|ip_?addr|ipv[46]")
 #: Short names that are identifiers only as a whole word: ``ip``, ``ips``, ``mac`` (``client_ip``, ``srcIPs``,
@@ -696,20 +696,20 @@ class _FileIngest:
                          if name in identifier_columns or looks_like_identifier_name(name)]
             line = _mask_csv_fields_sql("rtrim(csv_line, chr(13))", delim, source.csv.quote, len(file_columns),
                                         positions)
+        # NDJSON lines are read split at chr(31), which JSON allows only escaped: a raw one splits the line
+        unit_separator = ("WHEN 'TOO MANY COLUMNS' THEN 'malformed JSON: a raw control character 0x1F in the line "
+                          "(JSON allows it only escaped, as \\u001f)'" if source.format == "ndjson" else "")
         con.execute(f"""CREATE TABLE {v}_rej AS
             SELECT $run_id, $source, $f, rec, $canon[list_position($file_cols, column_name)],
                    CASE error_type WHEN 'INVALID ENCODING' THEN 'invalid UTF-8 bytes (file must be UTF-8)'
                         WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line longer than {MAX_LINE_BYTES} bytes'
                         WHEN 'SWALLOWED' THEN 'not read: the unterminated quote in row ' || origin
                                               || ' took the rest of the file as one value'
-                        -- NDJSON lines are read split at chr(31), which JSON allows only escaped
-                        WHEN CASE WHEN $ndjson THEN 'TOO MANY COLUMNS' END
-                             THEN 'malformed JSON: a raw control character 0x1F in the line (JSON allows it only '
-                                  || 'escaped, as \\u001f)'
+                        {unit_separator}
                         ELSE lower(coalesce(error_type, 'unreadable line')) || ': ' || coalesce(msg, 'no details')
                    END,
                    left({_redact_sql(line)}, {RAW_TEXT_CHARS})
-            FROM _rej""", {"run_id": self.run_id, "source": source.name, "f": path, "ndjson": source.format == "ndjson",
+            FROM _rej""", {"run_id": self.run_id, "source": source.name, "f": path,
                            "file_cols": [*field_of, ""], "canon": [*field_of.values(), ""]})
         # Good rows were numbered among good rows only; shift each past the rejected records before it.
         con.execute("""CREATE OR REPLACE TEMP TABLE _rej_g AS

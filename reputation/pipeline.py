@@ -68,6 +68,13 @@ FAILED_RUN_SQL = """
     WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $run_id)"""
 #: The file that marks a folder as a run's exports (the folder is replaced whole at publish).
 EXPORTS_MARKER = ".reputation-exports"
+#: What an exports folder of an earlier version, without the marker, may hold.
+EXPORT_LAYOUT = frozenset({"reputation", "csv", "jsonl", "stix"})
+
+
+def exports_marker_text(run_id: str, database: Path) -> str:
+    """What a run writes in its exports folder's marker (read back by :func:`read_exports_marker`)."""
+    return f"written by reputation run {run_id}\nfor the database {database}\n"
 
 
 def read_exports_marker(folder: Path) -> tuple[str | None, str | None]:
@@ -76,7 +83,7 @@ def read_exports_marker(folder: Path) -> tuple[str | None, str | None]:
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
-    >>> _ = (d / EXPORTS_MARKER).write_text("written by reputation run R1\\nfor the database /x/r.duckdb\\n")
+    >>> _ = (d / EXPORTS_MARKER).write_text(exports_marker_text("R1", Path("/x/r.duckdb")))
     >>> read_exports_marker(d), read_exports_marker(d / "none")
     (('R1', '/x/r.duckdb'), (None, None))
     """
@@ -87,8 +94,6 @@ def read_exports_marker(folder: Path) -> tuple[str | None, str | None]:
     run = next((ln.split()[-1] for ln in lines if ln.startswith("written by reputation run ")), None)
     database = next((ln[len("for the database "):] for ln in lines if ln.startswith("for the database ")), None)
     return run, database
-#: What an exports folder of an earlier version, without the marker, may hold.
-EXPORT_LAYOUT = frozenset({"reputation", "csv", "jsonl", "stix"})
 
 
 class RunFailed(RuntimeError):
@@ -154,6 +159,11 @@ def analysis_stages() -> list[tuple[str, StageFn]]:
         ("identities", build_identities),
         ("reputation", build_reputation),
     ]
+
+
+def wal_of(path: Path) -> Path:
+    """DuckDB's write-ahead log of the database file at ``path``."""
+    return path.with_name(path.name + ".wal")
 
 
 def spill_folder(path: Path) -> Path:
@@ -254,6 +264,11 @@ class _Runner:
             log.info("compiling numba kernels: the first run of a version on a machine compiles them once "
                      "(18–30 s in all on 2 cores, by the CPU) and caches them for later runs")
 
+    @property
+    def _previous(self) -> Path:
+        """The published database before the last publish (a hard link kept by :meth:`_publish`)."""
+        return self.database.with_name(self.database.name + ".previous")
+
     def connect(self, path: Path) -> duckdb.DuckDBPyConnection:
         return open_build_connection(path, self.config.settings)
 
@@ -287,8 +302,8 @@ class _Runner:
         holding the output lock.
         """
         parent = self.exports.parent
-        previous = self.database.with_name(self.database.name + ".previous")
-        wal, previous_wal = (p.with_name(p.name + ".wal") for p in (self.database, previous))
+        previous = self._previous
+        wal, previous_wal = wal_of(self.database), wal_of(previous)
         if (previous_wal.exists() and not wal.exists() and previous.exists() and self.database.exists()
                 and os.path.samefile(previous, self.database)):  # killed between moving the log and the swap
             os.replace(previous_wal, wal)
@@ -360,7 +375,7 @@ class _Runner:
             self._record_failure("abandoned: the run was interrupted (killed) before it could publish",
                                  run_id=run_id, started=started, stage="unknown")
             log.warning("removed the build file of abandoned run %s: %s", run_id, build)
-            for leftover in (build, build.with_name(build.name + ".wal")):
+            for leftover in (build, wal_of(build)):
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
         for folder in self.exports.parent.glob(glob.escape(f".{self.exports.name}.build-") + "*"):
@@ -405,8 +420,8 @@ class _Runner:
                 with self.timed(con, "exports") as rows:
                     shutil.rmtree(exports_build, ignore_errors=True)
                     rows[0] = int(sum(write_exports(con, exports_build, self.config.export_formats).values()))
-                    (exports_build / EXPORTS_MARKER).write_text(f"written by reputation run {self.run_id}\n"
-                                                                f"for the database {self.database}\n", encoding="utf-8")
+                    (exports_build / EXPORTS_MARKER).write_text(exports_marker_text(self.run_id, self.database),
+                                                                encoding="utf-8")
             tables = self._table_counts(con)
             self._finish_run(con, "complete", None, counts)
             con.execute("CHECKPOINT")
@@ -421,7 +436,7 @@ class _Runner:
             if con is not None:
                 with contextlib.suppress(Exception):
                     con.close()
-            for leftover in (build, build.with_name(build.name + ".wal")):
+            for leftover in (build, wal_of(build)):
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
             shutil.rmtree(spill_folder(build), ignore_errors=True)
@@ -491,7 +506,7 @@ class _Runner:
     def _publish(self, build: Path, exports_build: Path) -> None:
         """Swap the exports folder, then the database, into place; a failure at either step puts back
         what was swapped, so that the published results are either all new or all as they were."""
-        previous = self.database.with_name(self.database.name + ".previous")
+        previous = self._previous
         old = self.exports.with_name(f".{self.exports.name}.old-{self.run_id}")
         swapped = False
         if exports_build.exists():
@@ -506,7 +521,7 @@ class _Runner:
             swapped = True
         # DuckDB's log of the published file (a failure record that could not be checkpointed, say) belongs
         # to that file: it goes with it to .previous, or DuckDB would replay it into the new file and fail
-        wal, previous_wal = (p.with_name(p.name + ".wal") for p in (self.database, previous))
+        wal, previous_wal = wal_of(self.database), wal_of(previous)
         moved_wal = False
         try:
             if self.database.exists():

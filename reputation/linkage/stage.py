@@ -48,11 +48,11 @@ from .scoring import (
 from .seed_extend import extend, set_seed_links
 
 CONTACT_COLUMNS = [i for i, c in enumerate(COMPARISONS) if c.name in ("contacts", "contact_match")]
-#: The comparisons of names (handle, display name, the numbers in a handle): anyone can copy them, an
-#: impersonator or a namesake. Their positive weight links accounts (for analysts, and to cluster
-#: identities), but carries no flag: a link's ``carry_probability`` leaves it out (see :func:`build_links`).
-NAME_COLUMNS = [i for i, c in enumerate(COMPARISONS) if c.name in ("handle_name", "handle_digits")]
 """Comparisons that use contacts through already-linked pairs (excluded when choosing seeds)."""
+NAME_COLUMNS = [i for i, c in enumerate(COMPARISONS) if c.name in ("handle_name", "handle_digits")]
+"""The comparisons of names (handle, display name, the numbers in a handle): anyone can copy them, an
+impersonator or a namesake. Their positive weight links accounts (for analysts, and to cluster identities),
+but carries no spam flag: a link's ``carry_probability`` leaves it out (see :func:`build_links`)."""
 
 
 def linkage_settings(ctx: StageContext) -> LinkageSettings:
@@ -125,8 +125,8 @@ def build_links(con: duckdb.DuckDBPyConnection, ctx: StageContext) -> int:
 
     _write_blocking_rules(con, ctx)
     _write_model(con, ctx, model)
-    # what a flag carries over the link: its probability without the names' positive weight (see NAME_COLUMNS)
-    carry = np.where(declared, 1.0, np.minimum(p, probability(mw_no_names)))
+    # what a spam flag carries over the link: its probability without the names' positive weight (NAME_COLUMNS)
+    carry = np.where(declared, 1.0, probability(mw_no_names))
     _register(con, "_lk_score_arrow", {"a": a, "b": b, "probability": p, "match_weight": mw,
                                        "carry_probability": carry})
     level_cols = ", ".join(f"l.{c.name} AS {c.name}_level" for c in COMPARISONS)

@@ -181,6 +181,7 @@ LEFT JOIN flag_evidence fe ON fe.platform = a.platform AND fe.account = a.accoun
 {identity_join}
 """
 
+
 def create_account_index(con: duckdb.DuckDBPyConnection) -> bool:
     """Create ``acc_index`` (one row per account: its dense index, flag evidence, identity and memberships)
     from ``accounts``, ``flag_evidence`` and, when there is one, ``identities``; returns whether there is."""
