@@ -108,12 +108,13 @@ class _Params:
     burst_mean: float  # mean messages per spam burst
     gap_s: float  # mean seconds between messages inside a burst
     char_tricks: float  # share of spun template variants with character tricks (invisible, lookalike, wide)
+    household_share: float  # share of people who live with another person of the world (shared home IP)
 
 
 _DIFFICULTY: dict[str, _Params] = {
-    "easy": _Params(0.02, 0.10, 0.2, 0.3, 0.60, 0.02, 0.01, 0.0, 11.0, 45.0, 0.1),
-    "default": _Params(0.025, 0.10, 0.5, 0.6, 0.35, 0.04, 0.02, 0.15, 10.0, 90.0, 0.3),
-    "adversarial": _Params(0.04, 0.10, 0.8, 1.0, 0.20, 0.10, 0.03, 0.5, 8.0, 240.0, 0.6),
+    "easy": _Params(0.02, 0.10, 0.2, 0.3, 0.60, 0.02, 0.01, 0.0, 11.0, 45.0, 0.1, 0.15),
+    "default": _Params(0.025, 0.10, 0.5, 0.6, 0.35, 0.04, 0.02, 0.15, 10.0, 90.0, 0.3, 0.25),
+    "adversarial": _Params(0.04, 0.10, 0.8, 1.0, 0.20, 0.10, 0.03, 0.5, 8.0, 240.0, 0.6, 0.35),
 }
 
 
@@ -575,6 +576,7 @@ class _World:
 
     def run(self) -> WorldSummary:
         self.make_people()
+        self.make_households()
         self.make_accounts()
         self.make_identifiers()
         self.make_graph()
@@ -675,6 +677,37 @@ class _World:
         rank = np.argsort(np.argsort(-keys, axis=1), axis=1)
         self.member = rank < k[:, None]
 
+    def make_households(self) -> None:
+        """Group people into households of 2–4 who share a home IP (and in half of them a family device).
+
+        Household members are different people, so they are the non-matches that look most like one person:
+        same home address, often the same family computer and last name, the same time zone and friends.
+        Spam personas join households at half the rate (a teenager spamming from the family's computer,
+        some of it from the home line); an operator's other personas do not.
+        """
+        N, prm = self.N, self.prm
+        rng = self.rng("households")
+        spam = self.role == _SPAMMER
+        joins = rng.random(N) < np.where(spam, 0.5, 1.0) * prm.household_share
+        members = rng.permutation(np.flatnonzero(joins))
+        sizes = rng.choice(np.array([2, 3, 4]), size=max(1, len(members) // 2), p=(0.6, 0.25, 0.15))
+        ends = np.cumsum(sizes)
+        sizes, ends = sizes[ends <= len(members)], ends[ends <= len(members)]
+        members = members[: int(ends[-1]) if len(ends) else 0]
+        hh_of_member = np.repeat(np.arange(len(sizes)), sizes)
+        self.household = np.full(N, -1, dtype=np.int64)
+        self.household[members] = hh_of_member
+        head = members[ends - sizes] if len(sizes) else np.zeros(0, dtype=np.int64)
+        self.home = np.arange(N, dtype=np.int64)  # index of the person's home IP
+        self.home[members] = head[hh_of_member]
+        # A family device in half of the households; everyone in it uses it as their second device.
+        self.hh_device = rng.random(len(sizes)) < 0.5
+        # Same time zone and circle of friends; the head's last name for most members.
+        self.tz[members] = self.tz[self.home[members]]
+        self.community[members] = self.community[self.home[members]]
+        same_name = rng.random(len(members)) < 0.7
+        self.last[members[same_name]] = self.last[self.home[members[same_name]]]
+
     # -- accounts -----------------------------------------------------------------------------
 
     def make_accounts(self) -> None:
@@ -741,6 +774,12 @@ class _World:
         n_sp = len(self.spam_acc)
         # Devices: person dev0 = p, dev1 = N + p; operator bot devices; own devices of spam accounts.
         self.has_dev1 = rng.random(N) < 0.5
+        # The second device: the person's own, or the family device of the household (the head's).
+        in_household = self.household >= 0
+        family = np.zeros(N, dtype=bool)
+        family[in_household] = self.hh_device[self.household[in_household]]
+        self.has_dev1 |= family
+        self.dev1 = np.where(family, N + self.home, N + np.arange(N))
         self.botdev_base = 2 * N
         self.owndev_base = 2 * N + 3 * self.n_ops
         n_dev = self.owndev_base + n_sp
@@ -972,6 +1011,13 @@ class _World:
         p_same = members[starts[c] + (rng.random(len(src)) * sizes[c]).astype(np.int64)]
         p_any = elig[rng.integers(0, len(elig), len(src))]
         dst = np.where(same, p_same, p_any)
+        # Household members (not spam personas) are friends with one another.
+        fam = np.flatnonzero((self.household >= 0) & (self.role != _SPAMMER))
+        fam = fam[np.argsort(self.household[fam], kind="stable")]
+        fam_a = [fam[:-d][self.household[fam[:-d]] == self.household[fam[d:]]] for d in (1, 2, 3)]
+        fam_b = [fam[d:][self.household[fam[:-d]] == self.household[fam[d:]]] for d in (1, 2, 3)]
+        src = np.concatenate([src, *fam_a])
+        dst = np.concatenate([dst, *fam_b])
         a, b = np.minimum(src, dst), np.maximum(src, dst)
         key = np.unique(a[a != b] * N + b[a != b])
         ea, eb = key // N, key % N
@@ -987,6 +1033,8 @@ class _World:
         choice = np.argmax(common * (rng.random(common.shape) + 0.01), axis=1)
         ea, eb, ep = ea[has], eb[has], choice[has]
         w = rng.lognormal(-0.5, 1.0, len(ea))
+        family = (self.household[ea] >= 0) & (self.household[ea] == self.household[eb])
+        w[family] = np.maximum(w[family], 1.5)  # family members talk more than most friends
         self.e_a, self.e_b, self.e_plat = ea, eb, ep
         self.e_lambda = _THREAD_RATE * self.days * w * np.sqrt(self.activity[ea] * self.activity[eb])
         # Recipient pools: per platform, the honest/bulk accounts in a random order.
@@ -1282,9 +1330,9 @@ class _World:
         ip = np.where(
             (nat >= 0) & (r < 0.45),
             self.nat_base + nat,
-            np.where((off >= 0) & (r >= 0.45) & (r < 0.7), self.off_base + off, person),
+            np.where((off >= 0) & (r >= 0.45) & (r < 0.7), self.off_base + off, self.home[person]),
         )
-        dev = np.where(self.has_dev1[person] & (rng.random(n) < 0.35), self.N + person, person)
+        dev = np.where(self.has_dev1[person] & (rng.random(n) < 0.35), self.dev1[person], person)
         return ip, dev
 
     def honest_text(
@@ -1464,7 +1512,7 @@ class _World:
             # Bulk senders send from their office (or home) IP and main device.
             is_issue = np.r_[np.ones(n_i, bool), np.zeros(n_c + n_r, bool)]
             office = self.office[snd_person]
-            ip = np.where(is_issue, np.where(office >= 0, self.off_base + office, snd_person), ip)
+            ip = np.where(is_issue, np.where(office >= 0, self.off_base + office, self.home[snd_person]), ip)
             dev = np.where(is_issue, snd_person, dev)
             text = pl.concat([text_i, text_c, text_r])
             url = pl.concat([url_i, pl.Series([None] * (n_c + n_r), dtype=pl.String)])
@@ -1556,9 +1604,12 @@ class _World:
             proxy = (
                 self.proxy_base + self.proxy_start[op] + (rng.random(n) * self.proxy_n[op]).astype(np.int64)
             )
-            ip = np.where(own, self.ownip_base + self.sa_own_idx[s], proxy)
             person = sa_person[s]
-            pdev = np.where(self.has_dev1[person] & (rng.random(n) < 0.4), self.N + person, person)
+            # A persona living in a household sends half of its spam from the home line.
+            from_home = (self.household[person] >= 0) & ~comp & (rng.random(n) < 0.5)
+            ip = np.where(own, self.ownip_base + self.sa_own_idx[s],
+                          np.where(from_home, self.home[person], proxy))
+            pdev = np.where(self.has_dev1[person] & (rng.random(n) < 0.4), self.dev1[person], person)
             bot = self.botdev_base + op * 3 + rng.integers(0, 3, n)
             dev = np.where(own, self.owndev_base + self.sa_own_idx[s], np.where(comp, bot, pdev))
             # Text: (greeting) + spun template around the URL + (random token).
@@ -1853,6 +1904,8 @@ class _World:
                 "evasion": ev_list,
                 "flagged": self.acc_flagged,
                 "wrongly_flagged": self.acc_wrong,
+                "household_id": _null_where(pl.Series(self.household[self.acc_person]),
+                                            self.household[self.acc_person] < 0),
             }
         )
         accounts.write_parquet(tdir / "accounts.parquet", compression="zstd")
@@ -1861,6 +1914,7 @@ class _World:
                 "person_id": np.arange(self.N),
                 "role": role_names.gather(self.role.astype(np.int64)),
                 "operator_id": _null_where(pl.Series(self.operator), self.operator < 0),
+                "household_id": _null_where(pl.Series(self.household), self.household < 0),
             }
         )
         people.write_parquet(tdir / "people.parquet", compression="zstd")
@@ -2176,6 +2230,7 @@ the pipeline's output is evaluated against. Person and operator ids are integers
 | evasion | list of evasion kinds used by a spammer account (below) |
 | flagged | the account has a `spam` flag in `flags/<platform>.csv` |
 | wrongly_flagged | the spam flag is wrong (an honest or bulk account) |
+| household_id | household of the person behind the account (people who share a home IP), null if none |
 
 Evasion kinds:
 
@@ -2200,6 +2255,7 @@ senders and honest accounts (even if wrongly flagged) are legitimate.
 | person_id | person id (as in accounts.parquet) |
 | role | `honest`, `bulk` or `spammer` |
 | operator_id | operator of a spam persona, else null |
+| household_id | household the person lives in, null if none |
 
 ## operators.parquet — one row per spam operator
 
@@ -2218,4 +2274,10 @@ waves (same template, same time window, overlapping recipient pools) plus solo b
 times, mostly at night and on Sundays. About a third of the personas (default difficulty) carry a
 spam flag on exactly one account; a few percent of spam flags are wrong, mostly on bulk senders.
 Known links (`known_links.csv`) exist only for honest or bulk people.
+
+Households (15% / 25% / 35% of people at easy / default / adversarial difficulty; spam personas at half
+that rate) are 2–4 different people who share a home IP, the same time zone and friends, mostly a last
+name, and in half of the households a family device that each member sometimes uses. A spam persona in a
+household sends half of its spam from the home line. Household members are the non-matches that look
+most like one person: linking them would carry one member's spam flag onto the others.
 """

@@ -205,3 +205,16 @@ def test_evaluate_linkage_against_truth(tmp_path: Path) -> None:
     assert r["by_evasion"]["handle_variation"] == pytest.approx(1.0)
     assert r["by_evasion"]["fresh_account"] == pytest.approx(0.0)
     assert 0 < r["bcubed_f1"] < 1
+    assert r["household_pairs"] == 0 and r["household_link_rate"] != r["household_link_rate"]  # NaN: no households
+    # x2 (person 2) lives with y2 and x3 (person 3): two pairs of accounts of different people in one household
+    households = pl.Series([None, None, None, 7, 7, 7], dtype=pl.Int64)
+    truth = pl.read_parquet(tmp_path / "accounts.parquet").with_columns(household_id=households)
+    truth.write_parquet(tmp_path / "accounts.parquet")
+    linked = {tuple(sorted(r)) for r in con.execute(
+        "SELECT x.platform || x.account, y.platform || y.account FROM identities x JOIN identities y "
+        "USING (identity_id) WHERE x.size > 1").fetchall()}
+    expected = sum(pair in linked for pair in [("x2", "y2"), ("x2", "x3")])
+    assert expected == 1  # the fixture links x2 with y2 (the pairwise precision 3/4 above), not with x3
+    r = evaluate_linkage(con, tmp_path)
+    assert r["household_pairs"] == 2 and r["household_linked_pairs"] == expected
+    assert r["household_link_rate"] == pytest.approx(expected / 2)

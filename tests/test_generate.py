@@ -542,3 +542,80 @@ def test_lockstep_campaigns(con: duckdb.DuckDBPyConnection) -> None:
            WHERE t.role = 'spammer' AND m.url IS NOT NULL GROUP BY ALL) WHERE personas >= 2""",
     )[0]
     assert n > 0
+
+
+# -- households ------------------------------------------------------------------------------------
+
+
+def test_households_share_home_ip_and_family_devices(con: duckdb.DuckDBPyConnection) -> None:
+    """Household members are different people who send from one home IP, some from one family device."""
+    sizes = con.execute(
+        """SELECT household_id, count(*) AS n, count(*) FILTER (WHERE role = 'spammer') AS spam
+           FROM truth_people WHERE household_id IS NOT NULL GROUP BY 1"""
+    ).fetchall()
+    assert sizes and all(2 <= n <= 4 for _, n, _ in sizes)
+    people = _one(con, "SELECT count(*) FROM truth_people")[0]
+    share = sum(n for _, n, _ in sizes) / people
+    assert 0.15 <= share <= 0.32, share  # default difficulty: 25% of people, spam personas at half that
+    # A network value a household shares: used by several of its people and by nobody outside it.
+    shared = """
+        WITH u AS (SELECT DISTINCT m.{col} AS v, p.person_id, p.household_id
+                   FROM m JOIN truth_people p USING (person_id) WHERE m.{col} IS NOT NULL),
+        v AS (SELECT v, count(DISTINCT person_id) AS people, count(DISTINCT household_id) AS households,
+                     count(*) FILTER (WHERE household_id IS NULL) AS loners
+              FROM u GROUP BY v)
+        SELECT count(*) FROM v WHERE people >= 2 AND households = 1 AND loners = 0"""
+    home_ips = _one(con, shared.format(col="ip"))[0]
+    family_devices = _one(con, shared.format(col="device"))[0]
+    assert home_ips >= 0.4 * len(sizes)  # a home line seen with two people (some send only from NAT or work)
+    assert 0.25 * len(sizes) <= family_devices <= 0.75 * len(sizes)  # a family device in half of them
+    # Outside households, a device is never used by two people.
+    assert _one(con, """SELECT count(*) FROM (
+        SELECT m.device FROM m JOIN truth_people p USING (person_id)
+        WHERE m.device IS NOT NULL AND p.household_id IS NULL AND m.role <> 'spammer'
+        GROUP BY 1 HAVING count(DISTINCT m.person_id) > 1)""")[0] == 0
+
+
+def test_household_spammers_send_from_the_home_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spam persona in a household sends part of its spam from the IP its family uses (unless it keeps its
+    own network identifiers, the ``no_shared_identifier`` evasion)."""
+    import dataclasses
+
+    import reputation.generate as gen
+
+    crowded = dataclasses.replace(gen._DIFFICULTY["default"], household_share=0.9)
+    monkeypatch.setitem(gen._DIFFICULTY, "default", crowded)
+    generate_world(tmp_path, seed=2, platforms=2, messages=20_000)
+    con = _load(tmp_path)
+    from_home, total = _one(con, """
+        WITH home AS (SELECT DISTINCT m.ip, p.household_id FROM m JOIN truth_people p USING (person_id)
+                      WHERE p.role <> 'spammer' AND p.household_id IS NOT NULL AND m.ip IS NOT NULL)
+        SELECT count(*) FILTER (WHERE h.ip IS NOT NULL), count(*)
+        FROM m JOIN truth_people p USING (person_id)
+        LEFT JOIN home h ON h.household_id = p.household_id AND h.ip = m.ip
+        JOIN truth_accounts t ON t.platform = m.platform AND t.account = m.sender
+        WHERE m.role = 'spammer' AND p.household_id IS NOT NULL AND m.url IS NOT NULL AND m.ip IS NOT NULL
+          AND NOT list_contains(t.evasion, 'no_shared_identifier')""")
+    assert total > 0
+    assert 0.2 <= from_home / total <= 0.6, (from_home, total)
+
+
+def test_household_share_follows_difficulty_and_can_be_zero(
+    difficulty_worlds: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    share = {}
+    for d, (root, _s) in difficulty_worlds.items():
+        share[d] = duckdb.connect().execute(
+            f"SELECT avg((household_id IS NOT NULL)::INT) FROM read_parquet('{root}/truth/people.parquet')"
+        ).fetchone()[0]
+    assert share["easy"] < share["default"] < share["adversarial"], share
+    import dataclasses
+
+    import reputation.generate as gen
+
+    alone = dataclasses.replace(gen._DIFFICULTY["default"], household_share=0.0)
+    monkeypatch.setitem(gen._DIFFICULTY, "default", alone)
+    generate_world(tmp_path, seed=1, platforms=2, messages=5_000)
+    assert duckdb.connect().execute(
+        f"SELECT count(household_id) FROM read_parquet('{tmp_path}/truth/accounts.parquet')"
+    ).fetchone()[0] == 0

@@ -274,7 +274,8 @@ def _write_truth(con: duckdb.DuckDBPyConnection, path) -> None:
             CASE WHEN account LIKE 's%' THEN 1000 + CAST(substr(account, 2) AS INT)
                  ELSE hash(platform || account) % 100000 END AS person_id,
             CASE WHEN account LIKE 's%' THEN 'spammer' WHEN account = 'bulk' THEN 'bulk' ELSE 'honest' END AS role,
-            NULL::BIGINT AS operator_id, false AS compromised
+            NULL::BIGINT AS operator_id, false AS compromised,
+            CASE WHEN account IN ('s5', 'h8', 'h9') THEN 5 WHEN account IN ('h10', 'h11') THEN 6 END AS household_id
         FROM accounts) TO '""" + str(path / "accounts.parquet") + "' (FORMAT parquet)")
 
 
@@ -290,6 +291,11 @@ def test_evaluate_reputation_on_the_fixture(scored: duckdb.DuckDBPyConnection, t
     # The only honest "spam" verdict is alpha:h7, which an analyst override made spam: the analyst's decision,
     # left out with the flagged accounts, as is beta:s7 (an override to clean)
     assert m["victim_fpr"] == 0.0
+    # h8 and h9 live with the spammer s5 (on both platforms); h10 and h11 with nobody who spams
+    assert m["housemate_accounts"] == 4
+    verdicts = dict(scored.execute("SELECT platform || ':' || account, verdict FROM reputation").fetchall())
+    housemates = [f"{p}:{a}" for p in ("alpha", "beta") for a in ("h8", "h9")]
+    assert m["housemate_fpr"] == sum(verdicts[k] == "spam" for k in housemates) / 4
     assert m["roc_auc"] == 1.0
     # Directly flagged or decided accounts are excluded: 2 platforms x 48 (+ bulk) - 10 flagged - 2 overrides.
     assert m["accounts_never_flagged"] == 97 - 12

@@ -28,14 +28,18 @@ def evaluate_linkage(con: duckdb.DuckDBPyConnection, truth_dir: str | Path) -> d
     (pairs in ``links``), ``blocking_recall`` (truth pairs among ``candidate_pairs``),
     ``candidate_pairs_per_account`` (candidate pairs ÷ accounts), ``cross_platform_recall``,
     ``no_shared_identifier_recall`` (truth pairs sharing no identifier hash), ``by_evasion`` (recall of
-    truth pairs where either account used that evasion), and the counts ``true_pairs``,
+    truth pairs where either account used that evasion), ``household_link_rate`` (of the
+    ``household_pairs``, accounts of different people in one household, the share put in one identity:
+    ``household_linked_pairs``), and the counts ``true_pairs``,
     ``predicted_pairs``, ``accounts``.
     """
     path = str(Path(truth_dir) / "accounts.parquet")
     cur = con.cursor()
-    cur.execute("""
+    columns = {r[0] for r in cur.execute("SELECT name FROM parquet_schema(?)", [path]).fetchall()}
+    household = "t.household_id::VARCHAR" if "household_id" in columns else "NULL::VARCHAR"
+    cur.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ev_truth AS
-        SELECT t.platform, t.account, t.person_id::VARCHAR AS person_id,
+        SELECT t.platform, t.account, t.person_id::VARCHAR AS person_id, {household} AS household_id,
                coalesce(t.evasion::VARCHAR[], []::VARCHAR[]) AS evasion
         FROM read_parquet(?) t SEMI JOIN accounts a USING (platform, account)
     """, [path])
@@ -70,6 +74,16 @@ def evaluate_linkage(con: duckdb.DuckDBPyConnection, truth_dir: str | Path) -> d
     n_cand, blocked = cur.execute(f"""
         SELECT (SELECT count(*) FROM candidate_pairs),
                (SELECT count(*) FROM _ev_true_pairs SEMI JOIN candidate_pairs USING ({keys}))
+    """).fetchall()[0]
+
+    n_household, household_linked = cur.execute(f"""
+        WITH h AS (
+            SELECT x.platform AS platform_a, x.account AS account_a,
+                   y.platform AS platform_b, y.account AS account_b
+            FROM _ev_truth x JOIN _ev_truth y ON x.household_id = y.household_id
+             AND x.person_id <> y.person_id AND (x.platform, x.account) < (y.platform, y.account)
+        )
+        SELECT count(*), count(p.platform_a) FROM h LEFT JOIN _ev_pred_pairs p USING ({keys})
     """).fetchall()[0]
 
     bp, br = cur.execute("""
@@ -126,6 +140,9 @@ def evaluate_linkage(con: duckdb.DuckDBPyConnection, truth_dir: str | Path) -> d
         "cross_platform_recall": rec.get("cross_platform", float("nan")),
         "no_shared_identifier_recall": rec.get("no_shared_identifier", float("nan")),
         "by_evasion": by_evasion,
+        "household_pairs": int(n_household),
+        "household_linked_pairs": int(household_linked),
+        "household_link_rate": _ratio(household_linked, n_household),
         "true_pairs": int(n_true),
         "predicted_pairs": int(n_pred),
         "accounts": int(n_accounts),

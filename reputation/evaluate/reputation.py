@@ -17,6 +17,9 @@ Metrics (the same code scores the baselines in ``benchmarks/baselines.py``):
 - ``compromised_recall``: ``spam`` verdicts among compromised accounts.
 - ``victim_fpr``: ``spam`` verdicts among honest accounts that received a message from a spam account (from
   a compromised account: one sent after ``compromised_at``).
+- ``housemate_fpr``: ``spam`` verdicts among legitimate accounts (honest or bulk, not compromised) of people who
+  live in a household with a spam persona (truth ``household_id``): they share its home IP and often its
+  device, the evidence that most looks like one person.
 - ``ranking_errors``: where the ROC-AUC goes — the misordered (legitimate, spam) pairs, charged to the
   legitimate account's strongest evidence (:func:`ranking_errors`).
 - ``wrongly_flagged_spam_rate`` (directly flagged accounts, the one exception): ``spam`` verdicts among
@@ -65,7 +68,7 @@ def _decided_sql(con: duckdb.DuckDBPyConnection) -> str:
 
 POPULATION_SQL = """
 WITH truth AS (
-    SELECT platform, account, person_id, role,
+    SELECT platform, account, person_id, role, {household} AS household_id,
            coalesce(compromised, false) AS compromised,
            (role = 'spammer' OR coalesce(compromised, false)) AS positive,
            {compromised_at} AS compromised_at
@@ -84,6 +87,7 @@ shared AS (  -- accounts sharing an identifier hash with a spam-flagged account 
     JOIN spam_flagged f ON f.platform = j.platform AND f.account = j.account
     WHERE NOT (i.platform = j.platform AND i.account = j.account)
 ),
+spam_households AS (SELECT DISTINCT household_id FROM truth WHERE role = 'spammer' AND household_id IS NOT NULL),
 victims AS (  -- a compromised account's messages from before it was taken over are its owner's, no spam
     SELECT DISTINCT m.platform, m.recipient AS account
     FROM messages m JOIN truth s ON s.platform = m.platform AND s.account = m.sender AND s.positive
@@ -94,13 +98,15 @@ SELECT t.platform, t.account, t.role, t.compromised, t.positive,
        s.score, s.verdict,
        (pf.platforms IS NOT NULL AND len(list_filter(pf.platforms, lambda x: x <> t.platform)) > 0) AS carry,
        (sh.account IS NULL) AS no_shared_identifier,
-       (v.account IS NOT NULL) AS victim
+       (v.account IS NOT NULL) AS victim,
+       (sh2.household_id IS NOT NULL) AS spam_household
 FROM truth t
 JOIN _scores s ON s.platform = t.platform AND s.account = t.account
 LEFT JOIN flagged f ON f.platform = t.platform AND f.account = t.account
 LEFT JOIN person_flag_platforms pf ON pf.person_id = t.person_id
 LEFT JOIN shared sh ON sh.platform = t.platform AND sh.account = t.account
 LEFT JOIN victims v ON v.platform = t.platform AND v.account = t.account
+LEFT JOIN spam_households sh2 ON sh2.household_id = t.household_id
 WHERE f.account IS NULL
 ORDER BY t.platform, t.account
 """
@@ -119,12 +125,15 @@ def metrics_from_scores(con: duckdb.DuckDBPyConnection, truth_dir: str | Path, s
     truth = str(Path(truth_dir) / "accounts.parquet")
     con.register("_scores", scores)
     try:
-        has_time = con.execute("SELECT count(*) FROM parquet_schema(?) WHERE name = 'compromised_at'",
-                               [truth]).fetchall()[0][0] > 0
+        columns = {r[0] for r in con.execute("SELECT name FROM parquet_schema(?)", [truth]).fetchall()}
+        has_time = "compromised_at" in columns
+        # worlds generated before households have no household_id: nobody lives with a spammer there
+        household = "household_id" if "household_id" in columns else "CAST(NULL AS BIGINT)"
         # UTC wall time, as messages.sent_at is stored (truth has a time zone; a plain cast would use the
         # session's); a truth without the column counts every message of a compromised account
         compromised_at = "timezone('UTC', compromised_at)" if has_time else "CAST(NULL AS TIMESTAMP)"
-        cols = con.execute(POPULATION_SQL.format(decided=_decided_sql(con), compromised_at=compromised_at),
+        cols = con.execute(POPULATION_SQL.format(decided=_decided_sql(con), compromised_at=compromised_at,
+                                               household=household),
                            {"truth": truth}).fetchnumpy()
     finally:
         con.unregister("_scores")
@@ -136,6 +145,7 @@ def metrics_from_scores(con: duckdb.DuckDBPyConnection, truth_dir: str | Path, s
     carry = np.asarray(cols["carry"], dtype=bool)
     no_shared = np.asarray(cols["no_shared_identifier"], dtype=bool)
     victim = np.asarray(cols["victim"], dtype=bool)
+    housemate = np.asarray(cols["spam_household"], dtype=bool) & (role != "spammer") & ~compromised
     honest = (role == "honest") & ~compromised
     return {
         "accounts_never_flagged": int(len(score)),
@@ -156,6 +166,8 @@ def metrics_from_scores(con: duckdb.DuckDBPyConnection, truth_dir: str | Path, s
         "victim_accounts": int((honest & victim).sum()),
         "victim_fpr": _rate(honest & victim, spam),
         "honest_fpr": _rate(honest, spam),
+        "housemate_accounts": int(housemate.sum()),
+        "housemate_fpr": _rate(housemate, spam),
     }
 
 
