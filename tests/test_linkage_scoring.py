@@ -245,3 +245,57 @@ def test_common_name_keys_have_their_own_level_counted_over_all_pairs() -> None:
     # dunn:j is held by three accounts: blockable under a cap of 25, "common" (not blocked) under a cap of 2
     assert levels(25) == ({4}, 0.0)
     assert levels(2) == ({3}, 3.0)  # its three pairs are counted without enumerating them
+
+
+def test_households_sharing_a_device_count_as_non_matches_of_the_device() -> None:
+    """u of a shared device is the share of *non-matching* pairs that share one, counted directly.
+
+    Synthetic candidates: same-person pairs sharing an e-mail (and some a device), same-person pairs sharing a
+    device and an IP only (most of them), and household pairs sharing the family device, the home IP and a
+    last name.
+    The method of moments takes the device's matches from the pairs that look like matches without it (the
+    households, by their last name) and scales them up to all matches, most of which only the device shows,
+    so u falls far below the household share; counting non-matches directly finds it.
+    """
+    names = [c.name for c in scoring.COMPARISONS]
+    col = {n: names.index(n) for n in names}
+    rng = np.random.default_rng(11)
+
+    def pairs(n: int, **levels: int) -> np.ndarray:
+        g = np.full((n, len(names)), -1, dtype=np.int8)
+        g[:, col["known_link"]] = 0
+        g[:, col["platform"]] = 1
+        for name in ("email", "phone", "device", "ip"):
+            g[:, col[name]] = 0
+        g[:, col["handle_name"]] = 0
+        for name, level in levels.items():
+            g[:, col[name]] = level
+        return g
+
+    email_matches = pairs(3000, email=4, handle_name=9)
+    email_matches[rng.random(3000) < 0.3, col["device"]] = 3
+    device_matches = pairs(300, device=3, ip=4)
+    phone_matches = pairs(6000, device=4, ip=4)  # most matches are seen through their device alone
+    households = pairs(600, device=3, ip=4, handle_name=2)
+    namesakes = pairs(20000, handle_name=2)
+    g_blocked = np.vstack([email_matches, device_matches, phone_matches, households, namesakes])
+    truth = np.r_[np.ones(9300, bool), np.zeros(20600, bool)]
+    g_random = pairs(50000)
+    g_random[rng.random(50000) < 0.01, col["handle_name"]] = 2
+    total = 10_000_000
+    fixed = truth & (rng.random(len(truth)) < 0.05)
+
+    def device_u(model: scoring.FSModel) -> float:
+        return float(model.u[col["device"]][3])
+
+    counted = scoring.estimate(g_blocked, g_random, fixed, total, max_iter=80)
+    true_u = 600 / (total - 9300)
+    assert true_u / 2 < device_u(counted) < 2 * true_u
+    plain_flags = np.zeros_like(scoring._COUNTED_NON_MATCHES)
+    original = scoring._COUNTED_NON_MATCHES
+    try:
+        scoring._COUNTED_NON_MATCHES = plain_flags
+        moments = scoring.estimate(g_blocked, g_random, fixed, total, max_iter=80)
+    finally:
+        scoring._COUNTED_NON_MATCHES = original
+    assert device_u(moments) < true_u / 4  # what the method of moments gives on the same pairs
