@@ -39,9 +39,10 @@ REPUTATION_KEYS = (
     "compromised_recall",
     "victim_fpr",
     "honest_fpr",
+    "housemate_fpr",
 )
 #: Metrics where lower is better.
-LOWER_IS_BETTER = {"bulk_sender_fpr", "victim_fpr", "honest_fpr"}
+LOWER_IS_BETTER = {"bulk_sender_fpr", "victim_fpr", "honest_fpr", "housemate_fpr"}
 
 
 def compare_methods(db: str | Path, truth: str | Path) -> dict[str, dict[str, Any]]:
