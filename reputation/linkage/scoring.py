@@ -19,7 +19,10 @@ far below what 10^5 random pairs can without letting a level vouch for itself; u
 is the (1 − posterior)-weighted distribution over the random pairs (so the few true matches among
 random pairs do not make a shared value look common); λ = expected matches among candidates ÷ all
 pairs (blocking keeps nearly all true pairs). Known links are fixed at posterior 1 (the training
-signal). IP levels are sampled, not counted: households and offices share addresses. The
+signal). IP levels are sampled, not counted: households and offices share addresses. A shared device's
+non-matches are counted directly, as Σ (1 − leave-group-out posterior) over its candidates, and the device
+and the IP are one evidence group: the people of one household share both (see
+:data:`COUNTED_NON_MATCHES`). The
 ``same_campaign`` level is neither: its count over all pairs follows from the campaign sizes
 (:func:`level_totals`), so its u is that count by the same method of moments.
 
