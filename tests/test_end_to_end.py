@@ -127,6 +127,9 @@ def test_explain_export_and_evaluate_commands(world: dict, tmp_path: Path) -> No
     report = json.loads(out.stdout)
     assert {"linkage", "campaigns", "reputation"} <= set(report)
     assert "error" not in report["linkage"] and "error" not in report["reputation"]
+    # the world has households; most of their pairs of different people stay apart
+    assert report["linkage"]["household_pairs"] > 0 and report["linkage"]["household_link_rate"] < 0.3
+    assert {"housemate_accounts", "housemate_fpr"} <= set(report["reputation"])
     # a misspelt platform is refused with the platforms the database has, not written as an empty file
     out = runner.invoke(main, ["export", "--db", db, "--platform", platform.upper(), "--format", "stix", "--out",
                                str(tmp_path / "x.json")])
