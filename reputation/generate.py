@@ -683,7 +683,7 @@ class _World:
         Household members are different people, so they are the non-matches that look most like one person:
         same home address, often the same family computer and last name, the same time zone and friends.
         Spam personas join households at half the rate (a teenager spamming from the family's computer,
-        some of it from the home line); an operator's other personas do not.
+        some of it from the home line) and take on the time zone of the household's other people.
         """
         N, prm = self.N, self.prm
         rng = self.rng("households")
@@ -695,6 +695,10 @@ class _World:
         sizes, ends = sizes[ends <= len(members)], ends[ends <= len(members)]
         members = members[: int(ends[-1]) if len(ends) else 0]
         hh_of_member = np.repeat(np.arange(len(sizes)), sizes)
+        # The head (first member) is someone who is not a spam persona wherever the household has one: the
+        # household lives where its people do, so a persona takes on the family's time zone, never the reverse.
+        order = np.lexsort((spam[members], hh_of_member))
+        members = members[order]
         self.household = np.full(N, -1, dtype=np.int64)
         self.household[members] = hh_of_member
         head = members[ends - sizes] if len(sizes) else np.zeros(0, dtype=np.int64)
@@ -1605,7 +1609,8 @@ class _World:
                 self.proxy_base + self.proxy_start[op] + (rng.random(n) * self.proxy_n[op]).astype(np.int64)
             )
             person = sa_person[s]
-            # A persona living in a household sends half of its spam from the home line.
+            # A persona living in a household sends half of its spam from the home line (an account that keeps
+            # network identifiers of its own, the no_shared_identifier evasion, never does).
             from_home = (self.household[person] >= 0) & ~comp & (rng.random(n) < 0.5)
             ip = np.where(own, self.ownip_base + self.sa_own_idx[s],
                           np.where(from_home, self.home[person], proxy))
@@ -2278,6 +2283,7 @@ Known links (`known_links.csv`) exist only for honest or bulk people.
 Households (15% / 25% / 35% of people at easy / default / adversarial difficulty; spam personas at half
 that rate) are 2–4 different people who share a home IP, the same time zone and friends, mostly a last
 name, and in half of the households a family device that each member sometimes uses. A spam persona in a
-household sends half of its spam from the home line. Household members are the non-matches that look
-most like one person: linking them would carry one member's spam flag onto the others.
+household takes on its family's time zone, and its accounts without the `no_shared_identifier` evasion
+send half of their spam from the home line. Household members are the non-matches that look most like
+one person: linking them would carry one member's spam flag onto the others.
 """

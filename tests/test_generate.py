@@ -619,3 +619,26 @@ def test_household_share_follows_difficulty_and_can_be_zero(
     assert duckdb.connect().execute(
         f"SELECT count(household_id) FROM read_parquet('{tmp_path}/truth/accounts.parquet')"
     ).fetchone()[0] == 0
+
+
+def test_a_household_lives_in_its_peoples_time_zone(tmp_path: Path) -> None:
+    """The head of a household (whose home IP, time zone and friends the others share) is never a spam persona
+    where the household has someone else: honest people keep honest time zones, a persona takes the family's."""
+    import numpy as np
+
+    import reputation.generate as gen
+
+    world = gen._World(tmp_path, 7, 20_000, 3, 30, "adversarial", None)
+    world.make_people()
+    honest_tz = world.tz[world.role != gen._SPAMMER].copy()
+    world.make_households()
+    legit = world.role != gen._SPAMMER
+    assert np.isin(world.tz[legit], honest_tz).all()
+    assert world.tz[legit].min() >= -3 and world.tz[legit].max() <= 3
+    in_household = np.flatnonzero(world.household >= 0)
+    head_is_spam = world.role[world.home[in_household]] == gen._SPAMMER
+    has_legit = np.zeros(world.household.max() + 1, dtype=bool)
+    has_legit[world.household[in_household[legit[in_household]]]] = True
+    assert not (head_is_spam & has_legit[world.household[in_household]]).any()
+    spam_members = in_household[~legit[in_household]]
+    assert len(spam_members) > 0 and (world.home[spam_members] != spam_members).any()
