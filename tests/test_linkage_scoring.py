@@ -299,3 +299,24 @@ def test_households_sharing_a_device_count_as_non_matches_of_the_device() -> Non
     finally:
         scoring._COUNTED_NON_MATCHES = original
     assert device_u(moments) < true_u / 4  # what the method of moments gives on the same pairs
+
+
+def test_counted_device_u_stays_a_distribution_in_a_tiny_world() -> None:
+    """Ten accounts, 44 of their 45 pairs share a device and an IP, 4 are known links with an e-mail too: the
+    counted non-matches cannot exceed the pairs at the level, nor push the other levels' u below zero."""
+    names = [c.name for c in scoring.COMPARISONS]
+
+    def pairs(n: int, **levels: int) -> np.ndarray:
+        g = np.full((n, len(names)), -1, dtype=np.int8)
+        g[:, names.index("known_link")] = 0
+        for name, level in levels.items():
+            g[:, names.index(name)] = level
+        return g
+
+    g = np.vstack([pairs(40, device=4, ip=4), pairs(4, device=4, ip=4, email=4)])
+    fixed = np.r_[np.zeros(40, dtype=bool), np.ones(4, dtype=bool)]
+    model = scoring.estimate(g, pairs(45, device=0, ip=0), fixed, total_pairs=45)
+    for name, u in zip(names, model.u, strict=True):
+        assert np.all((u > 0) & (u <= 1)), (name, u)
+        assert u.sum() == pytest.approx(1.0), (name, u)
+

@@ -596,7 +596,9 @@ def _u_step(idx_b: np.ndarray, w_b: np.ndarray | None, idx_r: np.ndarray, w_r: n
     campaign: Σ n_c (n_c − 1) / 2), that count; it takes the place of the candidate count n_l above.
 
     ``non_matching`` (concatenated levels, from :func:`_non_matching_counts`) gives, for the complete levels
-    of :data:`COUNTED_NON_MATCHES`, the non-matching pairs counted directly: u_l = that ÷ (T − M).
+    of :data:`COUNTED_NON_MATCHES`, the non-matching pairs counted directly: u_l = that ÷ (T − M), the count
+    kept between 1% of n_l and min(n_l, T − M). Where the complete levels' u add up to more than 1 (a tiny
+    world in which most pairs share one value), they are scaled to leave the other levels 1e-9.
     """
     k = idx_b.shape[1]
     counts = np.zeros(TOTAL_LEVELS + 1)
@@ -617,10 +619,12 @@ def _u_step(idx_b: np.ndarray, w_b: np.ndarray | None, idx_r: np.ndarray, w_r: n
         n_l = counts[sl]
         expected_matches = m[j] * matches if m is not None else 0.0
         non_matching_l = np.maximum(n_l - expected_matches, 0.01 * n_l)
-        if non_matching is not None:
-            counted = _COUNTED_NON_MATCHES[sl]
-            non_matching_l = np.where(counted, non_matching[sl], non_matching_l)
+        if non_matching is not None:  # counted, within the same bounds: 1% of the level's pairs, and all of them
+            counted = np.clip(non_matching[sl], 0.01 * n_l, np.minimum(n_l, non_matches))
+            non_matching_l = np.where(_COUNTED_NON_MATCHES[sl], counted, non_matching_l)
         exact = np.where(comp, (non_matching_l + 0.01) / non_matches, 0.0)
+        if exact.sum() > 1.0 - 1e-9:
+            exact *= (1.0 - 1e-9) / exact.sum()
         rest = np.where(comp, 0.0, rand[sl] + pseudo)
         out.append(exact + rest / rest.sum() * max(1.0 - exact.sum(), 1e-9))
     return out
