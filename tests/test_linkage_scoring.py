@@ -320,3 +320,26 @@ def test_counted_device_u_stays_a_distribution_in_a_tiny_world() -> None:
         assert np.all((u > 0) & (u <= 1)), (name, u)
         assert u.sum() == pytest.approx(1.0), (name, u)
 
+
+def test_a_shared_ip_adds_nothing_to_a_shared_device() -> None:
+    """The people behind one device live behind one line: a pair sharing a device is not compared on the IP
+    (it would count the home twice), a pair sharing only the IP is."""
+    con = _linkage_db()
+    for i, kinds in ((2, ("device", "ip")), (3, ("device", "ip")), (4, ("ip",)), (5, ("ip",))):
+        for platform, account in (("alpha", f"a{i}"), ("beta", f"b{i}")):
+            for kind in kinds:
+                con.execute("INSERT INTO identifiers VALUES ('r', ?, ?, ?, ?, 3, 2)",
+                            [platform, account, kind, f"{kind}{i}"])
+    build_links(con, StageContext("run1", Settings(), T0))
+    evidence = {
+        (a, b): {e["comparison"] for e in json.loads(ev)}
+        for a, b, ev in con.execute("SELECT account_a, account_b, evidence FROM links").fetchall()
+    }
+
+    def compared(i: int) -> set[str]:
+        return evidence.get((f"a{i}", f"b{i}"), evidence.get((f"b{i}", f"a{i}"), set()))
+
+    for i in (2, 3):
+        assert "device" in compared(i) and "ip" not in compared(i), compared(i)
+    for i in (4, 5):
+        assert "ip" in compared(i), compared(i)
