@@ -111,6 +111,15 @@ def key_id(key: bytes) -> str:
     return hmac.new(key, b"reputation key id", hashlib.sha256).hexdigest()[:16]
 
 
+def key_file_of(database: Path) -> Path:
+    """The key file kept beside ``database`` when no key is given in the environment.
+
+    >>> key_file_of(Path("out/r.duckdb")).name
+    'r.duckdb.hashkey'
+    """
+    return database.with_name(database.name + ".hashkey")
+
+
 def resolve_key(settings: Settings, database: Path) -> bytes:
     """The hashing key: from the environment, else a key file beside the database (created once).
 
@@ -129,7 +138,7 @@ def resolve_key(settings: Settings, database: Path) -> bytes:
     if settings.require_hash_key:
         raise ConfigError("settings.hash_key_env",
                           f"environment variable {settings.hash_key_env} is not set and require_hash_key = true")
-    key_file = database.with_name(database.name + ".hashkey")
+    key_file = key_file_of(database)
     if key_file.exists():
         try:
             key = key_file.read_bytes().strip()

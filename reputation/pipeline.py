@@ -39,7 +39,7 @@ from ._memory import block_allocator_bytes, parse_bytes, physical_memory_bytes, 
 from .config import Config, ConfigError, Settings, load_config
 from .context import StageContext
 from .export import write_exports
-from .hashing import key_id, resolve_key
+from .hashing import key_file_of, key_id, resolve_key
 from .ingest import (
     InputError,
     SourceCounts,
@@ -462,7 +462,7 @@ class _Runner:
             log.warning("the hashing key is not the one the published results were made with (key id %s, now %s): "
                         "every identifier hash changes with this run; if that is not meant, restore the key "
                         "(settings.hash_key_env or %s)", last[0][0], this,
-                        self.database.with_name(self.database.name + ".hashkey"))
+                        key_file_of(self.database))
 
     def _create_run_tables(self, con: duckdb.DuckDBPyConnection) -> None:
         for name in ("runs", "run_sources", "stage_metrics"):

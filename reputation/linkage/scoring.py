@@ -576,16 +576,17 @@ shared by at most five accounts was 4.3e-8 against a true 2.7e-6 (six bits too m
 household pairs were put in one identity. Counting the level's non-matches as Σ (1 − leave-group-out
 posterior) over its candidates gives 2.7e-6; the device and the IP are one evidence group
 (:data:`EVIDENCE_GROUPS`), so a household's home IP cannot vouch for its shared device."""
+_COUNTED_COLUMNS = [k for k, c in enumerate(COMPARISONS) if c.name in COUNTED_NON_MATCHES]
 _COUNTED_NON_MATCHES = np.zeros(TOTAL_LEVELS + 1, dtype=bool)
-for _k, _c in enumerate(COMPARISONS):
-    if _c.name in COUNTED_NON_MATCHES:
-        _COUNTED_NON_MATCHES[OFFSETS[_k]:OFFSETS[_k] + N_LEVELS[_k]] = _COMPLETE[OFFSETS[_k]:OFFSETS[_k] + N_LEVELS[_k]]
+for _k in _COUNTED_COLUMNS:
+    _COUNTED_NON_MATCHES[OFFSETS[_k]:OFFSETS[_k] + N_LEVELS[_k]] = _COMPLETE[OFFSETS[_k]:OFFSETS[_k] + N_LEVELS[_k]]
 
 
 def _non_matching_counts(idx: np.ndarray, p_loo: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Σ count × (1 − leave-group-out posterior) of the candidate patterns at each level (concatenated levels)."""
+    """Σ count × (1 − leave-group-out posterior) of the candidate patterns at each level of the
+    :data:`COUNTED_NON_MATCHES` comparisons (concatenated levels; 0 elsewhere)."""
     out = np.zeros(TOTAL_LEVELS + 1)
-    for k in range(idx.shape[1]):
+    for k in _COUNTED_COLUMNS:
         out += np.bincount(idx[:, k], weights=(1.0 - p_loo[:, k]) * count, minlength=TOTAL_LEVELS + 1)
     return out
 
